@@ -1,0 +1,5 @@
+// The config loader's public surface, re-exported by the package index.
+export * from './config-error.js';
+export * from './load.js';
+export * from './render.js';
+export * from './schema.js';
