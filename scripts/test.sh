@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The test command (npm test): system packages if missing, node_modules if missing,
+# build, then every ava test file -- or only the files given: npm test -- test/dist/x.test.js
+# The last line of the output is the summary "N passed, N failed[, N skipped]"; the
+# exit status is non-zero if a test failed, the build failed (counted as one failed
+# test) or no test ran.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+summary_fail() { # summary_fail REASON: fail before ava ran, still ending with a summary line
+  printf 'not ok 1 - %s\n' "$1" | node scripts/tap-summary.mjs || true
+  exit 1
+}
+
+missing=()
+for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat; do
+  [ -x "$b" ] || missing+=("$b")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    bash scripts/install-system-deps.sh || summary_fail "install system packages (scripts/install-system-deps.sh)"
+  else
+    echo "test.sh: missing ${missing[*]}; the integration tests need the Debian packages" \
+      "dovecot-imapd and imapproxy. Run as root: bash scripts/install-system-deps.sh" >&2
+    summary_fail "system packages missing: ${missing[*]}"
+  fi
+fi
+
+if [ ! -d node_modules ]; then
+  npm ci --no-audit --no-fund || summary_fail "npm ci"
+fi
+
+# tsc -b still emits JavaScript when there are type errors: run the tests anyway and
+# count the build as one failed test, so a type error elsewhere does not hide results.
+build_rc=0
+npx tsc -b || build_rc=$?
+
+# ava's exit status travels in-band as the last TAP line, so tap-summary can fold it
+# into its verdict while still printing the summary last; PIPESTATUS checks both.
+set +e
+{
+  rc=0
+  npx ava --tap "$@" || rc=$?
+  if [ "$build_rc" != 0 ]; then
+    echo "not ok - build: npx tsc -b exited with status $build_rc (type errors above)"
+  fi
+  echo "# ava-exit-code $rc"
+} | node scripts/tap-summary.mjs
+status=("${PIPESTATUS[@]}")
+set -e
+[ "${status[0]}" = 0 ] && [ "${status[1]}" = 0 ] && [ "$build_rc" = 0 ]
