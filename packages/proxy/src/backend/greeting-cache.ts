@@ -1,0 +1,81 @@
+// The greeting and pre-login capabilities clients see, built from the
+// server's own (SPEC §4.1–§4.2). Fetched lazily and refreshed, never required
+// at start-up: the daemon accepts clients while the server is down (Debian
+// #405704, #517331) and a LOGIN then gets NO [UNAVAILABLE].
+
+import { capabilityTokens, readCapabilities, rewriteCapabilities, rewriteGreeting, type ServerCapabilities } from '@imapproxy/shared';
+import type { Connector } from './connector.js';
+import { nextTag } from './tags.js';
+import type { Logger } from '../log/logger.js';
+
+const REFRESH_MS = 10 * 60_000;
+const RETRY_MS = 5_000;
+
+/** Used until the server has answered once. */
+const FALLBACK_TOKENS = ['IMAP4rev1', 'LITERAL+', 'ID', 'ENABLE'];
+
+export class GreetingCache {
+  private greeting: string | null = null;
+  private tokens: string[] | null = null;
+  private fetchedAt = 0;
+  private failedAt = 0;
+  private inFlight: Promise<void> | null = null;
+
+  constructor(
+    private readonly connector: Connector,
+    private readonly log: Logger,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** The server's capabilities as last seen (null before the first contact). */
+  get server(): ServerCapabilities | null {
+    return this.tokens ? readCapabilities(this.tokens) : null;
+  }
+
+  /** Greeting line for a new client, fetching or refreshing first when due. */
+  async clientGreeting(): Promise<string> {
+    const now = Date.now();
+    const stale = this.greeting === null || now - this.fetchedAt > REFRESH_MS;
+    if (stale && now - this.failedAt > RETRY_MS) {
+      const pending = (this.inFlight ??= this.fetch().finally(() => (this.inFlight = null)));
+      // Only the very first client waits; later ones get the current text.
+      if (this.greeting === null) await pending;
+    }
+    if (this.greeting !== null) return rewriteGreeting(this.greeting);
+    return `* OK [CAPABILITY ${rewriteCapabilities(FALLBACK_TOKENS).join(' ')}] IMAP proxy ready, server not reachable yet.`;
+  }
+
+  /** The `* CAPABILITY` line for a pre-login CAPABILITY command. */
+  capabilityLine(): string {
+    return `* CAPABILITY ${rewriteCapabilities(this.tokens ?? FALLBACK_TOKENS).join(' ')}`;
+  }
+
+  /** A new server connection showed its greeting: keep the text current. */
+  noteGreeting(greeting: string): void {
+    this.greeting = greeting;
+    const caps = capabilityTokens(greeting);
+    if (caps && !this.tokens) this.tokens = caps;
+  }
+
+  private async fetch(): Promise<void> {
+    try {
+      const { conn, greeting } = await this.connector.open(Date.now() + this.timeoutMs, 0);
+      try {
+        const tag = nextTag();
+        conn.write(`${tag} CAPABILITY\r\n`);
+        let tokens: string[] | null = capabilityTokens(greeting);
+        await conn.reader.untilTagged(tag, this.timeoutMs, 'the reply to CAPABILITY', (line) => {
+          tokens = capabilityTokens(line) ?? tokens;
+        });
+        this.greeting = greeting;
+        this.tokens = tokens ?? [];
+        this.fetchedAt = Date.now();
+      } finally {
+        conn.logoutAndClose(nextTag());
+      }
+    } catch (err) {
+      this.failedAt = Date.now();
+      this.log.err(`Unable to read the IMAP server's greeting and capabilities: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,224 @@
+// The cache of authenticated server connections (SPEC §4.12, improved).
+// - cache_size is the true maximum of server connections, in use, cached and
+//   being opened together (the original managed cache_size - 1, B7);
+// - a full pool closes the least recently used cached connection;
+// - each cached connection has its own expiry timer of exactly
+//   cache_expiration_time (the original swept every 60 s);
+// - a cached connection that receives anything, or closes, leaves the pool at
+//   once, so the next login never sees a byte of an earlier session;
+// - max_reuse_age / max_reuse_count bound how long one server login is
+//   trusted (B5: reuse never asks the server to check the password again).
+
+import type { ProxyConfig, StatsRegistry } from '@imapproxy/shared';
+import type { BackendConnection } from './backend-connection.js';
+import type { CredentialKey } from './credential-key.js';
+import { PoolFullError } from './errors.js';
+import { nextTag } from './tags.js';
+import type { Logger } from '../log/logger.js';
+
+type PoolConfig = Pick<ProxyConfig, 'cache_size' | 'cache_expiration_time' | 'max_reuse_age' | 'max_reuse_count'>;
+
+interface CachedEntry {
+  conn: BackendConnection;
+  user: string;
+  key: CredentialKey;
+  timer: NodeJS.Timeout;
+  onClose: () => void;
+}
+
+export interface PoolEntryInfo {
+  id: number;
+  user: string;
+  state: 'active' | 'cached';
+  reuseCount: number;
+  ageMs: number;
+}
+
+export class BackendPool {
+  /** Cached connections per user, oldest release first. */
+  private readonly byUser = new Map<string, CachedEntry[]>();
+  /** Every cached entry in release order: the first is the least recently used. */
+  private readonly lru = new Set<CachedEntry>();
+  /** Connections in use by a client, for dumps. */
+  private readonly active = new Map<BackendConnection, string>();
+  /** Server connections counted against cache_size: active, cached and opening. */
+  private held = 0;
+
+  constructor(
+    private readonly config: PoolConfig,
+    private readonly stats: StatsRegistry,
+    private readonly log: Logger,
+  ) {}
+
+  get size(): number {
+    return this.held;
+  }
+
+  get cachedCount(): number {
+    return this.lru.size;
+  }
+
+  /**
+   * A cached connection of `user` logged in with the same password, alive and
+   * quiet, or null. It leaves the pool and counts as active.
+   */
+  take(user: string, key: CredentialKey, client: string): BackendConnection | null {
+    const list = this.byUser.get(user);
+    if (!list) return null;
+    // Most recently released first: its server process is the warmest.
+    for (let i = list.length - 1; i >= 0; i--) {
+      const entry = list[i]!;
+      if (!entry.key.matches(key)) {
+        this.log.notice(`Get_Server_conn(): Unable to reuse server sd [${entry.conn.id}] for user '${user}' (${client}) because password doesn't match.`);
+        continue;
+      }
+      this.unlink(entry);
+      if (!entry.conn.alive) {
+        this.log.notice(`Get_Server_conn(): Unable to reuse server sd [${entry.conn.id}] for user '${user}' (${client}).  Connection closed by server.`);
+        this.dropHeld();
+        continue;
+      }
+      entry.conn.reuseCount++;
+      entry.conn.state = 'active';
+      this.markActive(entry.conn, user);
+      return entry.conn;
+    }
+    return null;
+  }
+
+  /** Makes room for one new server connection; throws PoolFullError when every one is in use. */
+  reserve(): void {
+    if (this.held >= this.config.cache_size) {
+      const victim = this.lru.values().next().value as CachedEntry | undefined;
+      if (!victim) throw new PoolFullError();
+      this.log.info(`Expiring server sd [${victim.conn.id}] to make room (cache_size ${this.config.cache_size} reached)`);
+      this.unlink(victim);
+      this.stats.evicted();
+      victim.conn.logoutAndClose(nextTag());
+      this.held--;
+    }
+    this.held++;
+  }
+
+  /** The reserved slot was not used (the server login failed). */
+  unreserve(): void {
+    this.dropHeld();
+  }
+
+  /** A newly logged-in connection goes to a client. */
+  attach(conn: BackendConnection, user: string): void {
+    conn.state = 'active';
+    this.markActive(conn, user);
+  }
+
+  /**
+   * The client is done with a clean connection: cache it, or close it when it
+   * has lived or served long enough.
+   */
+  release(conn: BackendConnection, user: string, key: CredentialKey): void {
+    this.unmarkActive(conn);
+    const tooOld = this.config.max_reuse_age > 0 && Date.now() - conn.createdAt >= this.config.max_reuse_age * 1000;
+    const tooUsed = this.config.max_reuse_count > 0 && conn.reuseCount >= this.config.max_reuse_count;
+    if (!conn.alive || tooOld || tooUsed || this.config.cache_expiration_time === 0) {
+      if (tooOld || tooUsed) this.log.info(`Expiring server sd [${conn.id}] (reuse limit reached)`);
+      conn.logoutAndClose(nextTag());
+      this.dropHeld();
+      return;
+    }
+    conn.state = 'cached';
+    const entry: CachedEntry = {
+      conn,
+      user,
+      key,
+      timer: setTimeout(() => this.expire(entry), this.config.cache_expiration_time * 1000),
+      onClose: () => {
+        if (this.unlink(entry)) {
+          this.log.info(`Invalidating server sd [${conn.id}]`);
+          this.stats.invalidated();
+          this.dropHeld();
+        }
+      },
+    };
+    entry.timer.unref();
+    // Anything the server says to an idle connection (an alert, a BYE) would
+    // reach the next session: such a connection is closed instead.
+    conn.setHandler(() => {
+      this.log.notice(`Invalidating server sd [${conn.id}]: unsolicited data from the server while cached`);
+      conn.destroy();
+    });
+    conn.onClose(entry.onClose);
+    let list = this.byUser.get(user);
+    if (!list) this.byUser.set(user, (list = []));
+    list.push(entry);
+    this.lru.add(entry);
+    this.stats.cachedChanged(1);
+    this.log.info(`LOGOUT: '${user}' from server sd [${conn.id}]`);
+  }
+
+  /** An active connection is closed instead of cached. */
+  discard(conn: BackendConnection, reason: string): void {
+    if (!this.unmarkActive(conn)) return;
+    this.log.info(`Invalidating server sd [${conn.id}]${reason ? `: ${reason}` : ''}`);
+    this.stats.invalidated();
+    if (conn.alive) conn.logoutAndClose(nextTag());
+    else conn.destroy();
+    this.dropHeld();
+  }
+
+  /** Closes every cached connection, of one user or of all (ctl flush, shutdown). */
+  flush(user?: string): number {
+    let n = 0;
+    for (const entry of [...this.lru]) {
+      if (user !== undefined && entry.user !== user) continue;
+      this.unlink(entry);
+      entry.conn.logoutAndClose(nextTag());
+      this.dropHeld();
+      n++;
+    }
+    return n;
+  }
+
+  entries(): PoolEntryInfo[] {
+    const now = Date.now();
+    const out: PoolEntryInfo[] = [];
+    for (const [conn, user] of this.active) out.push({ id: conn.id, user, state: 'active', reuseCount: conn.reuseCount, ageMs: now - conn.createdAt });
+    for (const e of this.lru) out.push({ id: e.conn.id, user: e.user, state: 'cached', reuseCount: e.conn.reuseCount, ageMs: now - e.conn.createdAt });
+    return out;
+  }
+
+  private expire(entry: CachedEntry): void {
+    if (!this.unlink(entry)) return;
+    this.log.info(`Expiring server sd [${entry.conn.id}]`);
+    this.stats.expired();
+    entry.conn.logoutAndClose(nextTag());
+    this.dropHeld();
+  }
+
+  /** Removes a cached entry from every index; false if it was not cached. */
+  private unlink(entry: CachedEntry): boolean {
+    if (!this.lru.delete(entry)) return false;
+    clearTimeout(entry.timer);
+    entry.conn.offClose(entry.onClose);
+    entry.conn.setHandler(null);
+    const list = this.byUser.get(entry.user)!;
+    list.splice(list.indexOf(entry), 1);
+    if (list.length === 0) this.byUser.delete(entry.user);
+    this.stats.cachedChanged(-1);
+    return true;
+  }
+
+  private markActive(conn: BackendConnection, user: string): void {
+    this.active.set(conn, user);
+    this.stats.activeChanged(1);
+  }
+
+  private unmarkActive(conn: BackendConnection): boolean {
+    if (!this.active.delete(conn)) return false;
+    this.stats.activeChanged(-1);
+    return true;
+  }
+
+  private dropHeld(): void {
+    this.held = Math.max(0, this.held - 1);
+  }
+}

@@ -1,0 +1,136 @@
+// Our daemon (bin/imapproxyd, built JavaScript) in front of a test Dovecot, in
+// foreground mode with its log on stderr captured for assertions.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getFreePort, LOOPBACK, waitForListening } from './ports.js';
+import { onProcessExit, waitForExit } from './process-tree.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const IMAPPROXYD = path.join(REPO, 'bin/imapproxyd');
+
+export interface ProxyOptions {
+  serverPort: number;
+  /** Extra config lines; later lines win over the defaults below. */
+  extraConf?: string;
+  /** Listen port (default: a free one). */
+  port?: number;
+}
+
+export interface Proxy {
+  port: number;
+  pid: number;
+  dir: string;
+  confFile: string;
+  statFile: string;
+  /** Everything the daemon wrote to stderr so far, one entry per line. */
+  log(): string[];
+  /** Resolves when a log line matches (rejects after timeoutMs). */
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
+  /** SIGTERM and wait; idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL, for crash tests. */
+  kill(): Promise<void>;
+}
+
+export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'imapproxy-ts-'));
+  await chmod(dir, 0o755);
+  const port = opts.port ?? (await getFreePort());
+  const confFile = path.join(dir, 'imapproxy.conf');
+  const statFile = path.join(dir, 'pimpstats');
+  await writeFile(
+    confFile,
+    [
+      `server_hostname ${LOOPBACK}`,
+      `server_port ${opts.serverPort}`,
+      `listen_address ${LOOPBACK}`,
+      `listen_port ${port}`,
+      'cache_size 3072',
+      'cache_expiration_time 300',
+      'connect_retries 0',
+      'connect_delay 1',
+      'foreground_mode yes',
+      'proc_username nobody',
+      'proc_groupname nogroup',
+      `stat_filename ${statFile}`,
+      `protocol_log_filename ${path.join(dir, 'protocol.log')}`,
+      `control_socket ${path.join(dir, 'control.sock')}`,
+      opts.extraConf ?? '',
+      '',
+    ].join('\n'),
+  );
+  const child: ChildProcess = spawn(process.execPath, [IMAPPROXYD, '-f', confFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const lines: string[] = [];
+  const watchers: Array<() => void> = [];
+  let buf = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => {
+    buf += s;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+    for (const w of watchers) w();
+  });
+  const pid = child.pid!;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const removeHook = onProcessExit(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  });
+  let stopped = false;
+  const stop = async (sig: NodeJS.Signals) => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      child.kill(sig);
+    } catch {
+      /* gone */
+    }
+    await Promise.race([exited, waitForExit([pid], 5000)]);
+    removeHook();
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitForListening([port], { timeoutMs: 10_000, what: `imapproxyd on ${port}` });
+  } catch (err) {
+    await stop('SIGKILL');
+    throw new Error(`${(err as Error).message}\n${lines.join('\n')}`);
+  }
+  return {
+    port,
+    pid,
+    dir,
+    confFile,
+    statFile,
+    log: () => [...lines],
+    waitForLog(re, timeoutMs = 5000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = lines.find((l) => re.test(l));
+          if (hit === undefined) return false;
+          watchers.splice(watchers.indexOf(check), 1);
+          clearTimeout(timer);
+          resolve(hit);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          watchers.splice(watchers.indexOf(check), 1);
+          reject(new Error(`no log line matching ${re} within ${timeoutMs} ms; log:\n${lines.join('\n')}`));
+        }, timeoutMs);
+        watchers.push(check);
+        check();
+      });
+    },
+    stop: () => stop('SIGTERM'),
+    kill: () => stop('SIGKILL'),
+  };
+}
