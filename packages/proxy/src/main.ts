@@ -1,6 +1,7 @@
 // imapproxyd: reads the original's config file, listens, proxies.
 
 import fs from 'node:fs';
+import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
@@ -19,6 +20,7 @@ import {
 import { Logger, StderrSink } from './log/logger.js';
 import { dropPrivileges } from './privileges.js';
 import { ProxyServer } from './server.js';
+import { unsupportedOptions } from './unsupported-options.js';
 import { VERSION } from './version.js';
 
 /** Set in the child that a background start spawns. */
@@ -63,6 +65,11 @@ async function main(): Promise<void> {
     return;
   }
   const config = loaded.config;
+  const unsupported = unsupportedOptions(config);
+  if (unsupported.length > 0) {
+    for (const m of unsupported) process.stderr.write(`imapproxyd: ${loaded.file}: ${m}\n`);
+    process.exit(EX_CONFIG);
+  }
   if (!config.foreground_mode && !process.env[DAEMON_CHILD]) {
     await startInBackground(argv.p);
     return;
@@ -71,6 +78,8 @@ async function main(): Promise<void> {
   const mask = config.syslog_prioritymask ? PRIORITY_RANK[config.syslog_prioritymask] : 7;
   const log = new Logger(new StderrSink(), mask);
   const stats = new StatsRegistry();
+  // /run is a tmpfs: the directory of the default stat file is gone after a reboot.
+  fs.mkdirSync(path.dirname(config.stat_filename), { recursive: true, mode: 0o755 });
   const statsWriter = new StatsFileWriter(stats, config.stat_filename, {
     onError: (err) => log.err(err.message),
   });

@@ -124,6 +124,12 @@ export class Connector {
         const r = await conn.reader.untilTagged(tag, t, 'the reply to preauth_command');
         if (r.status !== 'OK') throw new ServerUnavailableError(`PREAUTH failed: non-OK server response to preauth_command: ${r.status} ${r.text}`);
       }
+      // Never send a password in clear to a server that asked for TLS first
+      // (SPEC §11 B2). TLS to the server comes with its own issue; until then
+      // such a server is unavailable rather than exposed.
+      if (conn.capabilities.some((c) => c.toUpperCase() === 'LOGINDISABLED')) {
+        throw new ServerUnavailableError('the IMAP server advertises LOGINDISABLED and TLS to the server is not available in this version');
+      }
       const tag = nextTag();
       await this.sendLogin(conn, tag, creds);
       const r = await conn.reader.untilTagged(tag, t, 'the reply to LOGIN', (line) => {

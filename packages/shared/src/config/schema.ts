@@ -82,11 +82,11 @@ export const OPTIONS = {
   },
   connect_retries: {
     type: 'integer', default: 10, min: 0, max: INT_MAX, since: '1.2.8',
-    description: 'Extra rounds of the backend reachability probe at startup.',
+    description: 'Extra connect attempts to the backend for one login (bounded by login_timeout).',
   },
   connect_delay: {
     type: 'seconds', default: 5, min: 0, since: '1.2.8',
-    description: 'Seconds to wait between those startup probe rounds.',
+    description: 'Seconds to wait between those connect attempts.',
   },
   cache_size: {
     type: 'integer', default: 3072, min: 1, max: INT_MAX, since: '1.2.8',
@@ -126,7 +126,7 @@ export const OPTIONS = {
   },
   enable_select_cache: {
     type: 'boolean', default: false, since: '1.2.8',
-    description: 'Answer a repeated SELECT of the same mailbox from a short-lived cache.',
+    description: 'Select cache (accepted for compatibility; not implemented yet, so SELECT always reaches the server).',
   },
   foreground_mode: {
     type: 'boolean', default: false, since: '1.2.8',
@@ -228,7 +228,7 @@ export const OPTIONS = {
   },
   login_timeout: {
     type: 'seconds', default: 60, min: 1, since: 'imapproxy-ts',
-    description: 'Seconds from accept to a successful login.',
+    description: 'Seconds one login may take at the backend, connect attempts included.',
   },
   idle_timeout: {
     type: 'seconds', default: 1800, min: 1, since: 'imapproxy-ts',
@@ -240,7 +240,7 @@ export const OPTIONS = {
   },
   max_line_length: {
     type: 'integer', default: 65536, min: 1024, max: INT_MAX, since: 'imapproxy-ts',
-    description: 'Longest line in either direction after login, in bytes.',
+    description: 'Longest client command line after login, in bytes (server lines are not limited).',
   },
   max_preauth_literal_size: {
     type: 'integer', default: 8192, min: 0, max: INT_MAX, since: 'imapproxy-ts',
