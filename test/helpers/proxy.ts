@@ -34,6 +34,8 @@ export interface Proxy {
   stop(): Promise<void>;
   /** SIGKILL, for crash tests. */
   kill(): Promise<void>;
+  /** Resolves once the daemon has exited, with its exit code or signal. */
+  exitStatus(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
@@ -78,7 +80,9 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     for (const w of watchers) w();
   });
   const pid = child.pid!;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const removeHook = onProcessExit(() => {
     try {
       process.kill(pid, 'SIGKILL');
@@ -132,5 +136,6 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     },
     stop: () => stop('SIGTERM'),
     kill: () => stop('SIGKILL'),
+    exitStatus: () => exited,
   };
 }

@@ -12,6 +12,8 @@ export class BackendConnection {
   /** Stands where the original logged its socket number: `sd [<id>]`. */
   readonly id = nextId++;
   readonly createdAt = Date.now();
+  /** When the server last sent data (imapproxyctl dump's idle time). */
+  lastActivityAt = this.createdAt;
   state: BackendState = 'login';
   reuseCount = 0;
   /** Capabilities after login (from the LOGIN reply or CAPABILITY). */
@@ -29,7 +31,10 @@ export class BackendConnection {
   constructor(readonly socket: Socket, maxLineLength: number) {
     this.reader = new ResponseReader(maxLineLength);
     this.handler = (chunk) => this.reader.push(chunk);
-    socket.on('data', (chunk: Buffer) => this.handler?.(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.lastActivityAt = Date.now();
+      this.handler?.(chunk);
+    });
     const onGone = (err?: Error) => {
       if (this.state === 'closed') return;
       this.state = 'closed';
@@ -65,6 +70,11 @@ export class BackendConnection {
   /** Who receives the server's bytes from now on (null: the response reader). */
   setHandler(handler: ((chunk: Buffer) => void) | null): void {
     this.handler = handler ?? ((chunk) => this.reader.push(chunk));
+  }
+
+  /** Hands bytes already read to whoever owns the connection now. */
+  dispatch(chunk: Buffer): void {
+    this.handler?.(chunk);
   }
 
   onClose(handler: (err?: Error) => void): void {

@@ -40,6 +40,16 @@ export class Connector {
     return this.config.server_timeout * 1000;
   }
 
+  /**
+   * server_timeout for one read, but never past the login's deadline: each
+   * read used to get the full server_timeout, so login_timeout did not bound
+   * a login to a server that accepts and then stays silent (found by
+   * test/proxy-pool.test.ts).
+   */
+  private readTimeout(deadline: number): number {
+    return Math.max(1, Math.min(this.serverTimeoutMs, deadline - Date.now()));
+  }
+
   /** TCP connection and greeting, trying every address; retries until `deadline` allows no more. */
   async open(deadline: number, retries = this.config.connect_retries): Promise<OpenedConnection> {
     let lastError: unknown;
@@ -59,7 +69,7 @@ export class Connector {
       for (const a of addresses) {
         try {
           const socket = await this.connect(a.address, Math.min(this.config.connect_timeout * 1000, Math.max(1, deadline - Date.now())));
-          return await this.readGreeting(socket);
+          return await this.readGreeting(socket, deadline);
         } catch (err) {
           lastError = err;
         }
@@ -89,10 +99,10 @@ export class Connector {
     });
   }
 
-  private async readGreeting(socket: net.Socket): Promise<OpenedConnection> {
+  private async readGreeting(socket: net.Socket, deadline: number): Promise<OpenedConnection> {
     const conn = new BackendConnection(socket, this.config.max_line_length);
     try {
-      const { text } = await conn.reader.next(this.serverTimeoutMs, 'the server greeting');
+      const { text } = await conn.reader.next(this.readTimeout(deadline), 'the server greeting');
       if (!/^\* OK\b/i.test(text)) throw new Error(`unexpected server greeting: ${text.slice(0, 200)}`);
       const caps = capabilityTokens(text);
       if (caps) conn.capabilities = caps;
@@ -111,17 +121,17 @@ export class Connector {
   async login(creds: Credentials, ids: string[], deadline: number): Promise<BackendConnection> {
     const { conn } = await this.open(deadline);
     try {
-      const t = this.serverTimeoutMs;
+      const t = (): number => this.readTimeout(deadline);
       for (const args of ids) {
         const tag = nextTag();
         conn.write(`${tag} ID ${args}\r\n`);
-        const r = await conn.reader.untilTagged(tag, t, 'the reply to ID');
+        const r = await conn.reader.untilTagged(tag, t(), 'the reply to ID');
         if (r.status !== 'OK') this.log.notice(`QUEUED PREAUTH failed: non-OK server response to queued pre-authentication command (ID ): ${r.status} ${r.text}`);
       }
       if (this.config.preauth_command) {
         const tag = nextTag();
         conn.write(`${tag} ${this.config.preauth_command}\r\n`);
-        const r = await conn.reader.untilTagged(tag, t, 'the reply to preauth_command');
+        const r = await conn.reader.untilTagged(tag, t(), 'the reply to preauth_command');
         if (r.status !== 'OK') throw new ServerUnavailableError(`PREAUTH failed: non-OK server response to preauth_command: ${r.status} ${r.text}`);
       }
       // Never send a password in clear to a server that asked for TLS first
@@ -131,8 +141,8 @@ export class Connector {
         throw new ServerUnavailableError('the IMAP server advertises LOGINDISABLED and TLS to the server is not available in this version');
       }
       const tag = nextTag();
-      await this.sendLogin(conn, tag, creds);
-      const r = await conn.reader.untilTagged(tag, t, 'the reply to LOGIN', (line) => {
+      await this.sendLogin(conn, tag, creds, deadline);
+      const r = await conn.reader.untilTagged(tag, t(), 'the reply to LOGIN', (line) => {
         const caps = capabilityTokens(line);
         if (caps) conn.capabilities = caps;
       });
@@ -148,7 +158,7 @@ export class Connector {
   }
 
   /** LOGIN with each credential quoted, or as a literal when it must be one. */
-  private async sendLogin(conn: BackendConnection, tag: string, creds: Credentials): Promise<void> {
+  private async sendLogin(conn: BackendConnection, tag: string, creds: Credentials, deadline: number): Promise<void> {
     const literalPlus = conn.capabilities.some((c) => c.toUpperCase() === 'LITERAL+');
     const parts: EncodedPart[] = [encodeString(creds.user), encodeString(creds.password)];
     let line: Buffer[] = [Buffer.from(`${tag} LOGIN`)];
@@ -162,7 +172,7 @@ export class Connector {
       if (!literalPlus) {
         conn.write(Buffer.concat(line));
         line = [];
-        const cont = await conn.reader.next(this.serverTimeoutMs, 'the continuation for a LOGIN literal');
+        const cont = await conn.reader.next(this.readTimeout(deadline), 'the continuation for a LOGIN literal');
         if (!cont.text.startsWith('+')) {
           const m = /^\S+ (NO|BAD) ?(.*)$/i.exec(cont.text);
           if (m) throw new LoginRefusedError(m[1]!.toUpperCase() as 'NO' | 'BAD', m[2]!);

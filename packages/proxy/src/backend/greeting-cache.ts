@@ -10,6 +10,8 @@ import type { Logger } from '../log/logger.js';
 
 const REFRESH_MS = 10 * 60_000;
 const RETRY_MS = 5_000;
+/** Longest a client waits for its greeting while the server's text is being fetched. */
+const FIRST_WAIT_MS = 2_000;
 
 /** Used until the server has answered once. */
 const FALLBACK_TOKENS = ['IMAP4rev1', 'LITERAL+', 'ID', 'ENABLE'];
@@ -38,8 +40,15 @@ export class GreetingCache {
     const stale = this.greeting === null || now - this.fetchedAt > REFRESH_MS;
     if (stale && now - this.failedAt > RETRY_MS) {
       const pending = (this.inFlight ??= this.fetch().finally(() => (this.inFlight = null)));
-      // Only the very first client waits; later ones get the current text.
-      if (this.greeting === null) await pending;
+      // Only clients that have no text yet wait, and not for long: a server that
+      // accepts but does not answer would otherwise hold every new client's
+      // greeting for server_timeout (60 s) after each retry (found by
+      // test/proxy-pool.test.ts). They get the fallback text instead.
+      if (this.greeting === null) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([pending, new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_WAIT_MS)))]);
+        clearTimeout(timer);
+      }
     }
     if (this.greeting !== null) return rewriteGreeting(this.greeting);
     return `* OK [CAPABILITY ${rewriteCapabilities(FALLBACK_TOKENS).join(' ')}] IMAP proxy ready, server not reachable yet.`;

@@ -24,6 +24,14 @@ interface CachedEntry {
   key: CredentialKey;
   timer: NodeJS.Timeout;
   onClose: () => void;
+  /** When it was cached, and for whom it last worked (imapproxyctl dump). */
+  cachedAt: number;
+  client: string;
+}
+
+interface ActiveInfo {
+  user: string;
+  client: string;
 }
 
 export interface PoolEntryInfo {
@@ -32,6 +40,10 @@ export interface PoolEntryInfo {
   state: 'active' | 'cached';
   reuseCount: number;
   ageMs: number;
+  /** Client address ("ip:port") using it, or that used it last when cached. */
+  client: string;
+  /** Since the server last sent data (active) or since it was cached. */
+  idleMs: number;
 }
 
 export class BackendPool {
@@ -40,9 +52,11 @@ export class BackendPool {
   /** Every cached entry in release order: the first is the least recently used. */
   private readonly lru = new Set<CachedEntry>();
   /** Connections in use by a client, for dumps. */
-  private readonly active = new Map<BackendConnection, string>();
+  private readonly active = new Map<BackendConnection, ActiveInfo>();
   /** Server connections counted against cache_size: active, cached and opening. */
   private held = 0;
+  /** Shutting down: released connections are logged out instead of cached. */
+  private closing = false;
 
   constructor(
     private readonly config: PoolConfig,
@@ -78,9 +92,18 @@ export class BackendPool {
         this.dropHeld();
         continue;
       }
+      // max_reuse_age is also checked here, not only in release(): a connection
+      // cached while young must not be handed out once it is past the limit
+      // (found by test/proxy-pool.test.ts; B5: reuse never re-checks the password).
+      if (this.tooOld(entry.conn)) {
+        this.log.info(`Expiring server sd [${entry.conn.id}] (reuse limit reached)`);
+        entry.conn.logoutAndClose(nextTag());
+        this.dropHeld();
+        continue;
+      }
       entry.conn.reuseCount++;
       entry.conn.state = 'active';
-      this.markActive(entry.conn, user);
+      this.markActive(entry.conn, user, client);
       return entry.conn;
     }
     return null;
@@ -106,9 +129,9 @@ export class BackendPool {
   }
 
   /** A newly logged-in connection goes to a client. */
-  attach(conn: BackendConnection, user: string): void {
+  attach(conn: BackendConnection, user: string, client = ''): void {
     conn.state = 'active';
-    this.markActive(conn, user);
+    this.markActive(conn, user, client);
   }
 
   /**
@@ -116,10 +139,11 @@ export class BackendPool {
    * has lived or served long enough.
    */
   release(conn: BackendConnection, user: string, key: CredentialKey): void {
+    const client = this.active.get(conn)?.client ?? '';
     this.unmarkActive(conn);
-    const tooOld = this.config.max_reuse_age > 0 && Date.now() - conn.createdAt >= this.config.max_reuse_age * 1000;
+    const tooOld = this.tooOld(conn);
     const tooUsed = this.config.max_reuse_count > 0 && conn.reuseCount >= this.config.max_reuse_count;
-    if (!conn.alive || tooOld || tooUsed || this.config.cache_expiration_time === 0) {
+    if (!conn.alive || tooOld || tooUsed || this.config.cache_expiration_time === 0 || this.closing) {
       if (tooOld || tooUsed) this.log.info(`Expiring server sd [${conn.id}] (reuse limit reached)`);
       conn.logoutAndClose(nextTag());
       this.dropHeld();
@@ -138,6 +162,8 @@ export class BackendPool {
           this.dropHeld();
         }
       },
+      cachedAt: Date.now(),
+      client,
     };
     entry.timer.unref();
     // Anything the server says to an idle connection (an alert, a BYE) would
@@ -181,9 +207,45 @@ export class BackendPool {
   entries(): PoolEntryInfo[] {
     const now = Date.now();
     const out: PoolEntryInfo[] = [];
-    for (const [conn, user] of this.active) out.push({ id: conn.id, user, state: 'active', reuseCount: conn.reuseCount, ageMs: now - conn.createdAt });
-    for (const e of this.lru) out.push({ id: e.conn.id, user: e.user, state: 'cached', reuseCount: e.conn.reuseCount, ageMs: now - e.conn.createdAt });
+    for (const [conn, a] of this.active) {
+      out.push({ id: conn.id, user: a.user, state: 'active', reuseCount: conn.reuseCount, ageMs: now - conn.createdAt, client: a.client, idleMs: now - conn.lastActivityAt });
+    }
+    for (const e of this.lru) {
+      out.push({ id: e.conn.id, user: e.user, state: 'cached', reuseCount: e.conn.reuseCount, ageMs: now - e.conn.createdAt, client: e.client, idleMs: now - e.cachedAt });
+    }
     return out;
+  }
+
+  /** cache_expiration_time changed (reload): every cached connection expires that long after it was cached. */
+  rescheduleExpiry(): void {
+    const now = Date.now();
+    for (const entry of this.lru) {
+      clearTimeout(entry.timer);
+      const left = Math.max(0, entry.cachedAt + this.config.cache_expiration_time * 1000 - now);
+      entry.timer = setTimeout(() => this.expire(entry), left);
+      entry.timer.unref();
+    }
+  }
+
+  /**
+   * Shutdown: logs out of every cached connection, and from now on of every
+   * connection a session releases. Returns how many were closed.
+   */
+  close(): number {
+    this.closing = true;
+    return this.flush();
+  }
+
+  /** Shutdown, when the grace time is over: logs out of the connections still in use. */
+  closeActive(): number {
+    const conns = [...this.active.keys()];
+    for (const conn of conns) this.discard(conn, 'shutting down');
+    return conns.length;
+  }
+
+  /** Older than max_reuse_age (0: no limit). */
+  private tooOld(conn: BackendConnection): boolean {
+    return this.config.max_reuse_age > 0 && Date.now() - conn.createdAt >= this.config.max_reuse_age * 1000;
   }
 
   private expire(entry: CachedEntry): void {
@@ -207,8 +269,8 @@ export class BackendPool {
     return true;
   }
 
-  private markActive(conn: BackendConnection, user: string): void {
-    this.active.set(conn, user);
+  private markActive(conn: BackendConnection, user: string, client: string): void {
+    this.active.set(conn, { user, client });
     this.stats.activeChanged(1);
   }
 

@@ -60,6 +60,8 @@ export class Relay {
   private serverCursor = 0;
   private serverForwarded = 0;
   private drainTimer: NodeJS.Timeout | null = null;
+  private clientPaused = false;
+  private serverPaused = false;
   private readonly onServerGone: (err?: Error) => void;
 
   constructor(
@@ -117,13 +119,9 @@ export class Relay {
       return;
     }
     if (this.phase !== 'relay') return;
-    if (this.clientCursor < chunk.length) {
-      if (this.clientScanner.literalRemaining > 0 && this.clientCursor === 0 && this.heldClient.length === 0) {
-        this.forwardClient.push(chunk);
-      } else {
-        this.heldClient.push(Buffer.from(chunk.subarray(this.clientCursor)));
-      }
-    }
+    // A segment that has not ended yet is held back: it may turn out to be a
+    // LOGOUT, which the server must never see.
+    if (this.clientCursor < chunk.length) this.heldClient.push(Buffer.from(chunk.subarray(this.clientCursor)));
     this.flushClient();
   };
 
@@ -135,9 +133,13 @@ export class Relay {
   }
 
   private writeServer(data: Buffer): void {
-    if (!this.conn.write(data)) {
+    if (!this.conn.write(data) && !this.clientPaused) {
+      // Back-pressure: a slow server slows the client down instead of
+      // growing a buffer here.
+      this.clientPaused = true;
       this.client.pause();
       this.conn.socket.once('drain', () => {
+        this.clientPaused = false;
         if (this.phase === 'relay') this.client.resume();
       });
     }
@@ -208,7 +210,13 @@ export class Relay {
     }
     this.serverCursor = 0;
     this.serverForwarded = 0;
-    this.serverScanner.push(chunk);
+    const used = this.serverScanner.push(chunk);
+    if (this.phase === 'done') {
+      // The connection went back to the pool in the middle of this chunk: the
+      // rest is unsolicited and goes to its new owner (which closes it).
+      if (used < chunk.length) this.conn.dispatch(chunk.subarray(used));
+      return;
+    }
     if (this.phase === 'relay' || this.phase === 'logout') {
       if (this.serverForwarded < chunk.length) {
         this.writeClient(this.serverForwarded === 0 ? chunk : chunk.subarray(this.serverForwarded));
@@ -218,9 +226,14 @@ export class Relay {
 
   private writeClient(data: Buffer): void {
     if (this.client.destroyed) return;
-    if (!this.client.write(data)) {
+    if (!this.client.write(data) && !this.serverPaused) {
+      // A client that stops reading a large FETCH stops the server side too.
+      this.serverPaused = true;
       this.conn.socket.pause();
-      this.client.once('drain', () => this.conn.socket.resume());
+      this.client.once('drain', () => {
+        this.serverPaused = false;
+        this.conn.socket.resume();
+      });
     }
   }
 
@@ -252,6 +265,11 @@ export class Relay {
     if (tag === this.idleTag) this.idleTag = null;
     if (tag === this.authTag) this.authTag = null;
     if (cmd.effects.unselects && status === 'OK') this.conn.selected = false;
+    // A failed SELECT/EXAMINE leaves no mailbox selected (RFC 3501 §6.3.1),
+    // unless another one is still on its way.
+    if (cmd.effects.selects && status === 'NO' && ![...this.outstanding.values()].some((o) => o.effects.selects)) {
+      this.conn.selected = false;
+    }
     if (tag === this.compressTag) {
       this.compressTag = null;
       if (status === 'OK') {
@@ -277,6 +295,12 @@ export class Relay {
     this.logoutTag = tag;
     this.client.pause();
     this.client.setTimeout(0);
+    // LOGOUT typed into an IDLE without DONE: end the IDLE first, or the
+    // clean-up command would be read as part of it.
+    if (this.idleTag !== null && !this.idleDone) {
+      this.conn.write('DONE\r\n');
+      this.idleDone = true;
+    }
     this.sendCleanup();
     if (this.outstanding.size === 0) this.finishLogoutForClient(null, 0);
   }
@@ -289,7 +313,9 @@ export class Relay {
     }
     this.phase = 'drain';
     this.detachClient();
-    if (!this.client.destroyed) this.client.end(`* BYE LOGOUT received\r\n${this.logoutTag} OK Completed\r\n`);
+    // The client's BYE and OK wait for the clean-up (usually one UNSELECT
+    // round trip), as in the original: the connection is back in the pool
+    // before the client can log in again for its next page view.
     this.maybeDone();
   }
 
@@ -313,7 +339,7 @@ export class Relay {
   private readonly onIdleTimeout = (): void => {
     if (this.phase !== 'relay') return;
     this.hooks.log.info(`client idle for ${this.config.idle_timeout} s: closing the session`);
-    this.client.end('* BYE Autologout; idle for too long\r\n');
+    this.client.end(this.raw ? '' : '* BYE Autologout; idle for too long\r\n'); // no plain text under COMPRESS
     this.onClientClose();
   };
 
@@ -355,7 +381,9 @@ export class Relay {
     if (this.phase === 'done') return;
     const wasRelaying = this.phase === 'relay' || this.phase === 'logout';
     this.hooks.log.err(`Raw_Proxy(): IMAP server unexpectedly closed the connection on sd ${this.conn.id}`);
-    if (wasRelaying && !this.client.destroyed) this.client.end('* BYE IMAP server closed the connection\r\n');
+    // Under COMPRESS the client's stream is DEFLATE data: a plain-text BYE
+    // would corrupt it (RFC 4978), so the client is only closed.
+    if (wasRelaying && !this.client.destroyed) this.client.end(this.raw ? '' : '* BYE IMAP server closed the connection\r\n');
     this.detachClient();
     this.finish({ reusable: false, reason: 'server closed the connection' });
   }
@@ -371,11 +399,17 @@ export class Relay {
   private detachClient(): void {
     this.client.off('data', this.onClientData);
     this.client.setTimeout(0);
+    // Nothing goes to the client any more: if its back-pressure paused the
+    // server side, read on. Otherwise the clean-up never sees the replies it
+    // waits for, and a client that stopped reading a big FETCH and then
+    // vanished always ended in a resync timeout instead of a clean connection.
+    this.conn.socket.resume();
   }
 
   private finish(outcome: RelayOutcome): void {
     if (this.phase === 'done') return;
     this.phase = 'done';
+    this.serverScanner.pause();
     if (this.drainTimer) clearTimeout(this.drainTimer);
     this.conn.offClose(this.onServerGone);
     this.conn.setHandler(null);
@@ -383,6 +417,9 @@ export class Relay {
     this.client.off('error', this.onClientClose);
     this.conn.socket.resume();
     this.hooks.done(outcome);
+    if (this.logoutTag !== null && !this.client.destroyed) {
+      this.client.end(`* BYE LOGOUT received\r\n${this.logoutTag} OK Completed\r\n`);
+    }
   }
 }
 

@@ -62,6 +62,8 @@ const LF = 0x0a;
 const CR = 0x0d;
 /** Enough to hold `~{` + 16 digits + `+}` of a literal marker at a segment's end. */
 const TAIL_KEEP = 24;
+/** Shared empty buffer (zero length: nobody can write into it). */
+const EMPTY = Buffer.alloc(0);
 
 export class ImapScanner {
   private readonly maxLine: number;
@@ -71,7 +73,7 @@ export class ImapScanner {
 
   private head: Buffer[] = [];
   private headLen = 0;
-  private tail = Buffer.alloc(0);
+  private tail: Buffer = EMPTY;
   private lineLen = 0;
   private first = true;
   private literalLeft = 0;
@@ -131,16 +133,49 @@ export class ImapScanner {
         continue;
       }
       const nl = chunk.indexOf(LF, pos);
-      const stop = nl === -1 ? len : nl;
-      this.take(chunk, pos, stop);
       if (nl === -1) {
+        this.take(chunk, pos, len);
         pos = len;
         break;
       }
+      if (this.lineLen === 0) {
+        this.wholeSegment(chunk, pos, nl);
+      } else {
+        this.take(chunk, pos, nl);
+        this.endSegment(chunk, nl + 1);
+      }
       pos = nl + 1;
-      this.endSegment(chunk, pos);
     }
     return pos;
+  }
+
+  /**
+   * Fast path (performance, issue 7): a segment that starts and ends inside
+   * this chunk, the usual case. Same result as take() + endSegment(), without
+   * their per-segment buffers: the head is copied once straight from the chunk
+   * and the literal marker is read in place (only when the line ends in `}`).
+   */
+  private wholeSegment(chunk: Buffer, start: number, nl: number): void {
+    // +1: a CR that belongs to the line ending is still inside this count (as in take).
+    if (nl - start > this.maxLine + 1) {
+      throw new ProtocolError(`line longer than ${this.maxLine} bytes`, 'IMAPPROXY_ERR_LIMIT');
+    }
+    const stop = nl > start && chunk[nl - 1] === CR ? nl - 1 : nl;
+    const length = stop - start;
+    if (length > this.maxLine) {
+      throw new ProtocolError(`line longer than ${this.maxLine} bytes`, 'IMAPPROXY_ERR_LIMIT');
+    }
+    const keep = Math.min(length, this.headLimit);
+    let head = EMPTY;
+    if (keep > 0) {
+      head = Buffer.allocUnsafe(keep); // every byte is written by the copy below
+      chunk.copy(head, 0, start, start + keep);
+    }
+    // The same bytes endSegment() parses: the line's last TAIL_KEEP bytes, CR removed.
+    const literal = length > 0 && chunk[stop - 1] === 0x7d /* } */
+      ? parseLiteralMarker(chunk.subarray(Math.max(start, nl - TAIL_KEEP), stop))
+      : null;
+    this.emit(head, length, literal, chunk, nl + 1);
   }
 
   private take(chunk: Buffer, start: number, stop: number): void {
@@ -179,12 +214,16 @@ export class ImapScanner {
     let head = this.head.length === 1 ? this.head[0]! : Buffer.concat(this.head);
     if (head.length > length) head = head.subarray(0, length);
     const literal = parseLiteralMarker(tail);
-    const literalTooLarge = literal !== null && literal.size > this.maxLiteral;
-    const seg: Segment = { head, length, first: this.first, literal, literalTooLarge };
     this.head = [];
     this.headLen = 0;
-    this.tail = Buffer.alloc(0);
+    this.tail = EMPTY;
     this.lineLen = 0;
+    this.emit(head, length, literal, chunk, end);
+  }
+
+  private emit(head: Buffer, length: number, literal: LiteralSpec | null, chunk: Buffer, end: number): void {
+    const literalTooLarge = literal !== null && literal.size > this.maxLiteral;
+    const seg: Segment = { head, length, first: this.first, literal, literalTooLarge };
     this.first = literal === null;
     this.literalLeft = literal ? literal.size : 0;
     this.events.segment(seg, chunk, end);
