@@ -18,6 +18,12 @@ export interface ProxyOptions {
   extraConf?: string;
   /** Listen port (default: a free one). */
   port?: number;
+  /**
+   * Run the daemon in a private mount namespace where this file is
+   * /etc/hosts (name resolution tests, SPEC §11 B13). The machine's
+   * /etc/hosts is not touched. Needs root and unshare(1).
+   */
+  hostsFile?: string;
 }
 
 export interface Proxy {
@@ -65,7 +71,11 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       '',
     ].join('\n'),
   );
-  const child: ChildProcess = spawn(process.execPath, [IMAPPROXYD, '-f', confFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // unshare without --fork, then exec: the pid stays the daemon's
+  const child: ChildProcess = opts.hostsFile
+    ? spawn('/usr/bin/unshare', ['--mount', 'sh', '-c', 'mount --make-rprivate / && mount --bind "$1" /etc/hosts && exec "$2" "$3" -f "$4"',
+      'imapproxy-hosts', opts.hostsFile, process.execPath, IMAPPROXYD, confFile], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(process.execPath, [IMAPPROXYD, '-f', confFile], { stdio: ['ignore', 'ignore', 'pipe'] });
   const lines: string[] = [];
   const watchers: Array<() => void> = [];
   let buf = '';

@@ -4,7 +4,9 @@ import type { ProxyConfig, StatsRegistry } from '@imapproxy/shared';
 import type { Connector } from './backend/connector.js';
 import type { GreetingCache } from './backend/greeting-cache.js';
 import type { BackendPool } from './backend/pool.js';
+import type { ProtocolTrace } from './admin/trace.js';
 import type { Logger } from './log/logger.js';
+import type { ClientTls } from './tls/client-tls.js';
 
 export interface ProxyContext {
   readonly config: ProxyConfig;
@@ -13,4 +15,8 @@ export interface ProxyContext {
   readonly greeting: GreetingCache;
   readonly pool: BackendPool;
   readonly connector: Connector;
+  /** Protocol trace (XPROXY_TRACE, imapproxyctl trace); a disabled one when there is no file. */
+  readonly trace: ProtocolTrace;
+  /** Certificate for clients (STARTTLS, implicit-TLS listener); null when client_tls_cert_file is not set. */
+  readonly clientTls: ClientTls | null;
 }

@@ -1,7 +1,6 @@
 // imapproxyd: reads the original's config file, listens, proxies.
 
 import fs from 'node:fs';
-import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
@@ -13,22 +12,14 @@ import {
   loadConfig,
   renderConfigHelp,
   renderEffectiveConfig,
-  StatsFileWriter,
-  StatsRegistry,
   type LoadedConfig,
 } from '@imapproxy/shared';
-import { Logger, StderrSink } from './log/logger.js';
-import { dropPrivileges } from './privileges.js';
-import { ProxyServer } from './server.js';
+import { runDaemon } from './daemon.js';
 import { unsupportedOptions } from './unsupported-options.js';
 import { VERSION } from './version.js';
 
 /** Set in the child that a background start spawns. */
 const DAEMON_CHILD = 'IMAPPROXYD_DAEMON_CHILD';
-
-const PRIORITY_RANK: Record<string, number> = {
-  LOG_EMERG: 0, LOG_ALERT: 1, LOG_CRIT: 2, LOG_ERR: 3, LOG_WARNING: 4, LOG_NOTICE: 5, LOG_INFO: 6, LOG_DEBUG: 7,
-};
 
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
@@ -75,40 +66,7 @@ async function main(): Promise<void> {
     return;
   }
 
-  const mask = config.syslog_prioritymask ? PRIORITY_RANK[config.syslog_prioritymask] : 7;
-  const log = new Logger(new StderrSink(), mask);
-  const stats = new StatsRegistry();
-  // /run is a tmpfs: the directory of the default stat file is gone after a reboot.
-  fs.mkdirSync(path.dirname(config.stat_filename), { recursive: true, mode: 0o755 });
-  const statsWriter = new StatsFileWriter(stats, config.stat_filename, {
-    onError: (err) => log.err(err.message),
-  });
-  statsWriter.start();
-  const server = new ProxyServer(config, log, stats);
-  const address = await server.listen();
-  dropPrivileges(config, log);
-  log.info(`imapproxy-ts version ${VERSION} normal server startup on ${address.address}:${address.port}.`);
-  process.send?.({ ready: true });
-  process.disconnect?.();
-
-  process.on('SIGPIPE', () => {});
-  process.on('SIGHUP', () => log.info('SIGHUP received: configuration reload is not supported yet; ignoring'));
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`${signal} received: shutting down`);
-    server
-      .close()
-      .catch((err: unknown) => log.err(`shutdown: ${(err as Error).message}`))
-      .finally(() => {
-        statsWriter.close();
-        // Give the LOGOUTs to the server a moment to leave.
-        setTimeout(() => process.exit(0), 200).unref();
-      });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  await runDaemon({ loaded, pidfile: process.env[DAEMON_CHILD] ? argv.p : null });
 }
 
 /**
@@ -117,15 +75,23 @@ async function main(): Promise<void> {
  */
 async function startInBackground(pidfile: string): Promise<void> {
   const script = fileURLToPath(import.meta.url);
+  // The child's stderr is relayed only until it is ready: then this process
+  // exits and the daemon holds no descriptor of the terminal or of whoever
+  // started it (like the original's redirection of fds 0-2 to /dev/null), so
+  // `$(imapproxyd ...)` or a supervisor reading the output does not hang.
   const child = spawn(process.execPath, [script, ...process.argv.slice(2)], {
     detached: true,
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     env: { ...process.env, [DAEMON_CHILD]: '1' },
   });
+  child.stderr!.pipe(process.stderr, { end: false });
   const ok = await new Promise<boolean>((resolve) => {
     child.once('message', () => resolve(true));
     child.once('exit', () => resolve(false));
   });
+  if (!ok) await new Promise((resolve) => child.stderr!.once('close', resolve));
+  child.stderr!.unpipe(process.stderr);
+  child.stderr!.destroy();
   if (!ok) {
     process.stderr.write('imapproxyd: the daemon did not start (see the messages above)\n');
     process.exit(1);

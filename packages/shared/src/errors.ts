@@ -12,7 +12,16 @@ export type ErrorCode =
   | 'IMAPPROXY_ERR_SERVER_REFUSED'
   | 'IMAPPROXY_ERR_SERVER_CLOSED'
   | 'IMAPPROXY_ERR_POOL_FULL'
-  | 'IMAPPROXY_ERR_CONTROL';
+  | 'IMAPPROXY_ERR_CONTROL'
+  // imapproxyctl and the control socket (packages/proxy/src/admin)
+  | 'IMAPPROXY_ERR_CONTROL_REQUEST'
+  | 'IMAPPROXY_ERR_NOT_RUNNING'
+  | 'IMAPPROXY_ERR_ACCESS'
+  | 'IMAPPROXY_ERR_TRACE_FILE'
+  | 'IMAPPROXY_ERR_RELOAD'
+  // TLS (packages/proxy/src/tls): a handshake or certificate check failed; a certificate, key or CA file is unusable
+  | 'IMAPPROXY_ERR_TLS'
+  | 'IMAPPROXY_ERR_TLS_FILE';
 
 export class ImapProxyError extends Error {
   readonly code: ErrorCode;

@@ -2,6 +2,7 @@
 // session state the proxy must know to hand it to the next client safely.
 
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { ResponseReader } from './response-reader.js';
 
 export type BackendState = 'login' | 'active' | 'cleanup' | 'cached' | 'closed';
@@ -25,16 +26,16 @@ export class BackendConnection {
   /** Set when the session did something that cannot be undone (COMPRESS, ...). */
   notReusable: string | null = null;
   readonly reader: ResponseReader;
+  /** Encrypted (STARTTLS or implicit TLS): imapproxyctl dump shows it. */
+  readonly tls: boolean;
   private handler: ((chunk: Buffer) => void) | null;
   private closeHandlers: Array<(err?: Error) => void> = [];
+  private readonly listeners: Array<[string, (...args: any[]) => void]>;
 
   constructor(readonly socket: Socket, maxLineLength: number) {
+    this.tls = socket instanceof TLSSocket && socket.encrypted;
     this.reader = new ResponseReader(maxLineLength);
     this.handler = (chunk) => this.reader.push(chunk);
-    socket.on('data', (chunk: Buffer) => {
-      this.lastActivityAt = Date.now();
-      this.handler?.(chunk);
-    });
     const onGone = (err?: Error) => {
       if (this.state === 'closed') return;
       this.state = 'closed';
@@ -42,9 +43,29 @@ export class BackendConnection {
       this.reader.fail(e);
       for (const h of this.closeHandlers.splice(0)) h(e);
     };
-    socket.on('error', onGone);
-    socket.on('close', () => onGone());
-    socket.on('end', () => onGone());
+    this.listeners = [
+      ['data', (chunk: Buffer) => {
+        this.lastActivityAt = Date.now();
+        this.handler?.(chunk);
+      }],
+      ['error', onGone],
+      ['close', () => onGone()],
+      ['end', () => onGone()],
+    ];
+    for (const [event, listener] of this.listeners) socket.on(event, listener);
+  }
+
+  /**
+   * Gives up the socket without closing it, for STARTTLS: the TLS socket
+   * built on it becomes a new BackendConnection, and nothing read in clear
+   * is carried over.
+   */
+  detach(): Socket {
+    for (const [event, listener] of this.listeners) this.socket.off(event, listener);
+    this.state = 'closed';
+    this.handler = () => {};
+    this.closeHandlers = [];
+    return this.socket;
   }
 
   /**

@@ -44,6 +44,8 @@ export interface PoolEntryInfo {
   client: string;
   /** Since the server last sent data (active) or since it was cached. */
   idleMs: number;
+  /** The server connection is encrypted (STARTTLS or server_tls). */
+  tls: boolean;
 }
 
 export class BackendPool {
@@ -208,10 +210,10 @@ export class BackendPool {
     const now = Date.now();
     const out: PoolEntryInfo[] = [];
     for (const [conn, a] of this.active) {
-      out.push({ id: conn.id, user: a.user, state: 'active', reuseCount: conn.reuseCount, ageMs: now - conn.createdAt, client: a.client, idleMs: now - conn.lastActivityAt });
+      out.push({ id: conn.id, user: a.user, state: 'active', reuseCount: conn.reuseCount, ageMs: now - conn.createdAt, client: a.client, idleMs: now - conn.lastActivityAt, tls: conn.tls });
     }
     for (const e of this.lru) {
-      out.push({ id: e.conn.id, user: e.user, state: 'cached', reuseCount: e.conn.reuseCount, ageMs: now - e.conn.createdAt, client: e.client, idleMs: now - e.cachedAt });
+      out.push({ id: e.conn.id, user: e.user, state: 'cached', reuseCount: e.conn.reuseCount, ageMs: now - e.conn.createdAt, client: e.client, idleMs: now - e.cachedAt, tls: e.conn.tls });
     }
     return out;
   }

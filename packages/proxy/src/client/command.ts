@@ -6,5 +6,7 @@ import type { ClientSession } from './session.js';
 
 export interface PreauthCommand {
   readonly name: string;
+  /** An XPROXY_* admin command (SPEC §6): a literal on its line drops the client. */
+  readonly admin?: true;
   handle(session: ClientSession, tag: string, args: Arg[]): Promise<void> | void;
 }

@@ -3,6 +3,7 @@
 // connection or a new one) and the hand-over to the relay.
 
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import {
   ArgumentError,
   CommandAssembler,
@@ -18,6 +19,7 @@ import { LoginRefusedError, PoolFullError } from '../backend/errors.js';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import type { ProxyContext } from '../context.js';
 import { Relay } from '../relay/relay.js';
+import type { ClientTlsView } from '../tls/client-tls.js';
 import { PREAUTH_COMMANDS } from './commands/index.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -34,10 +36,14 @@ export class ClientSession {
   private ready: RawCommand | null = null;
   private busy = false;
   private lineWaiter: ((line: Buffer) => void) | null = null;
+  private preauthTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly ctx: ProxyContext,
-    readonly socket: Socket,
+    /** The client's connection; replaced by the TLS socket after the handshake. */
+    public socket: Socket,
+    /** Accepted on the implicit-TLS listener: the handshake comes before the greeting. */
+    private readonly implicitTls = false,
   ) {
     this.address = `${socket.remoteAddress}:${socket.remotePort}`;
     const c = ctx.config;
@@ -56,26 +62,42 @@ export class ClientSession {
     );
   }
 
+  /** Handed to the relay: logged in to the server. */
+  get loggedIn(): boolean {
+    return this.state === 'relay';
+  }
+
+  /** The connection is encrypted (implicit TLS or after STARTTLS). */
+  get tls(): boolean {
+    return this.socket instanceof TLSSocket;
+  }
+
+  /** What this client is offered before login: STARTTLS, and LOGINDISABLED under client_require_tls. */
+  get tlsView(): ClientTlsView {
+    const plain = !this.tls;
+    return { startTls: plain && this.ctx.clientTls?.startTls === true, loginDisabled: plain && this.ctx.config.client_require_tls };
+  }
+
   async start(): Promise<void> {
-    const { socket, ctx } = this;
-    socket.setNoDelay(true);
-    if (ctx.config.send_tcp_keepalives) socket.setKeepAlive(true);
+    const { ctx } = this;
+    const plain = this.socket;
+    plain.setNoDelay(true);
+    if (ctx.config.send_tcp_keepalives) plain.setKeepAlive(true);
     ctx.stats.clientOpened();
-    socket.once('close', () => {
+    // The TCP socket closes after the TLS socket built on it, so this covers both.
+    plain.once('close', () => {
       ctx.stats.clientClosed();
       if (this.state !== 'relay') this.state = 'closed';
       this.lineWaiter = null;
+      clearTimeout(this.preauthTimer);
     });
-    socket.on('error', () => {});
+    plain.on('error', () => {});
+    if (this.implicitTls && !(await this.handshake())) return;
+    const { socket } = this;
     socket.on('data', this.onData);
     socket.pause();
-    socket.setTimeout(ctx.config.preauth_idle_timeout * 1000, () => {
-      if (this.state === 'preauth' || this.state === 'greeting') {
-        ctx.log.info(`no data received from client ${this.address} for ${ctx.config.preauth_idle_timeout} seconds: closing`);
-        this.end('* BYE Autologout; idle for too long\r\n');
-      }
-    });
-    const greeting = await ctx.greeting.clientGreeting();
+    this.armPreauthTimer();
+    const greeting = await ctx.greeting.clientGreeting(this.tlsView);
     if (this.state === 'closed') return;
     this.state = 'preauth';
     this.send(`${greeting}\r\n`);
@@ -83,13 +105,108 @@ export class ClientSession {
     void this.pump();
   }
 
+  /**
+   * preauth_idle_timeout counts from the greeting or from the last command
+   * (or AUTHENTICATE line) the client completed, not from its last byte. It
+   * used to be Node's socket timeout, which every byte in either direction
+   * resets, so a client that trickled a line or a literal a byte at a time
+   * (slowloris) held its connection for ever (found by test/limits.test.ts).
+   */
+  private armPreauthTimer(): void {
+    clearTimeout(this.preauthTimer);
+    if (this.state === 'relay' || this.state === 'closed') return;
+    const seconds = this.ctx.config.preauth_idle_timeout;
+    this.preauthTimer = setTimeout(() => {
+      if (this.state !== 'preauth' && this.state !== 'greeting') return; // logging in: login_timeout applies
+      this.ctx.log.info(`no command received from client ${this.address} for ${seconds} seconds: closing`);
+      this.end('* BYE Autologout; idle for too long\r\n');
+    }, seconds * 1000);
+  }
+
+  /**
+   * Back-pressure before login: waits until the client has read what was
+   * sent to it. A client that pipelines commands and never reads the replies
+   * (a CAPABILITY reply is ten times the command) made the daemon buffer them
+   * all: 40 MB of `a CAPABILITY` took it to 850 MB RSS (found by
+   * test/limits.test.ts).
+   */
+  private drained(): Promise<void> {
+    const { socket } = this;
+    if (!socket.writableNeedDrain || socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
+  }
+
   send(text: string): void {
     if (!this.socket.destroyed && this.socket.writable) this.socket.write(text);
+  }
+
+  /**
+   * TLS on the client's connection, then the rest of the session on the TLS
+   * socket; false (connection closed) when the handshake failed.
+   */
+  private async handshake(): Promise<boolean> {
+    const { ctx } = this;
+    try {
+      this.socket = await ctx.clientTls!.accept(this.socket, ctx.config.preauth_idle_timeout * 1000);
+      return true;
+    } catch (err) {
+      ctx.log.info(`client ${this.address}: ${(err as Error).message}`);
+      this.state = 'closed';
+      return false;
+    }
+  }
+
+  /**
+   * STARTTLS (RFC 9051 §6.2.1). Bytes the client sent after the STARTTLS line
+   * arrived in clear, where a man in the middle can add commands that would
+   * then run inside the TLS session (CVE-2011-0411): they are discarded. What
+   * the client told us in clear (its ID) is forgotten too.
+   */
+  async startTls(tag: string): Promise<void> {
+    if (this.tls) {
+      this.send(`${tag} BAD TLS is already active\r\n`);
+      return;
+    }
+    if (!this.ctx.clientTls?.startTls) {
+      this.send(`${tag} BAD Please login first\r\n`);
+      return;
+    }
+    const plain = this.socket;
+    plain.off('data', this.onData);
+    let discarded = this.pending.length;
+    this.pending = EMPTY;
+    for (let chunk: Buffer | null; (chunk = plain.read() as Buffer | null) !== null; ) discarded += chunk.length;
+    if (discarded > 0) this.ctx.log.notice(`client ${this.address}: ${discarded} byte(s) sent after STARTTLS discarded`);
+    clearTimeout(this.preauthTimer);
+    this.send(`${tag} OK Begin TLS negotiation now\r\n`);
+    if (!(await this.handshake())) return;
+    this.ids.length = 0;
+    this.socket.on('data', this.onData);
+    this.socket.pause();
+  }
+
+  /**
+   * client_require_tls before TLS: LOGIN and AUTHENTICATE are refused as
+   * Dovecot refuses them with disable_plaintext_auth (RFC 5530 PRIVACYREQUIRED).
+   */
+  refusesPlaintextAuth(tag: string): boolean {
+    if (!this.tlsView.loginDisabled) return false;
+    this.send(`${tag} NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\r\n`);
+    return true;
   }
 
   /** Last words and close. */
   end(text: string): void {
     this.state = 'closed';
+    clearTimeout(this.preauthTimer);
     if (!this.socket.destroyed) this.socket.end(text);
     const timer = setTimeout(() => this.socket.destroy(), 5000);
     timer.unref();
@@ -99,8 +216,15 @@ export class ClientSession {
   readLine(): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       if (this.state === 'closed') return reject(new ImapProxyError('IMAPPROXY_ERR_PROTOCOL', 'client closed the connection'));
-      this.lineWaiter = resolve;
-      this.socket.once('close', () => reject(new ImapProxyError('IMAPPROXY_ERR_PROTOCOL', 'client closed the connection')));
+      const onClose = () => reject(new ImapProxyError('IMAPPROXY_ERR_PROTOCOL', 'client closed the connection'));
+      // Removed once the line is there: one listener per AUTHENTICATE response
+      // used to stay on the socket for its lifetime (a client cancelling
+      // AUTHENTICATE in a loop grew the list without bound).
+      this.lineWaiter = (line) => {
+        this.socket.off('close', onClose);
+        resolve(line);
+      };
+      this.socket.once('close', onClose);
       this.socket.resume();
       this.serveLine();
     });
@@ -124,11 +248,18 @@ export class ClientSession {
     const waiter = this.lineWaiter!;
     this.lineWaiter = null;
     this.socket.pause();
+    this.armPreauthTimer();
     waiter(line);
   }
 
   private onLiteral(spec: LiteralSpec, partial: RawCommand, tooLarge: boolean): boolean {
-    const tag = readTagAndName(partial.segments[0]!).tag ?? '*';
+    const head = readTagAndName(partial.segments[0]!);
+    const tag = head.tag ?? '*';
+    if ('name' in head && PREAUTH_COMMANDS.get(head.name)?.admin && this.ctx.config.enable_admin_commands) {
+      // The original drops a client that sends a literal with an admin command (SPEC §6).
+      this.end('');
+      return false;
+    }
     if (tooLarge) {
       if (!spec.nonSync) this.send(`${tag} NO [TOOBIG] Literal too large\r\n`);
       return false;
@@ -156,6 +287,8 @@ export class ClientSession {
         if (cmd === null) break;
         this.socket.pause();
         await this.execute(cmd);
+        this.armPreauthTimer();
+        await this.drained();
         if (this.state === 'preauth') this.socket.resume();
       }
     } catch (err) {
@@ -175,7 +308,10 @@ export class ClientSession {
     const { tag, name } = head;
     const command = PREAUTH_COMMANDS.get(name);
     if (!command) {
-      this.send(name.startsWith('XPROXY_') ? `${tag} BAD Unrecognized command\r\n` : `${tag} BAD Please login first\r\n`);
+      // The five XPROXY_* commands answer `BAD Unrecognized command` themselves
+      // when admin commands are off; any other name, XPROXY_FOO included, gets
+      // what the original says to it (SPEC §6, checked against 1.2.8).
+      this.send(`${tag} BAD Please login first\r\n`);
       return;
     }
     let args;
@@ -236,7 +372,7 @@ export class ClientSession {
       }
       return;
     }
-    ctx.pool.attach(conn, userKey);
+    ctx.pool.attach(conn, userKey, this.address);
     ctx.stats.loginSucceeded('new');
     ctx.log.info(`LOGIN: '${shown}' (${this.address}) on new sd [${conn.id}]`);
     this.send(`${tag} OK ${okText}\r\n`);
@@ -251,7 +387,7 @@ export class ClientSession {
   private startRelay(conn: BackendConnection, userKey: string, key: CredentialKey, pendingServer: Buffer): void {
     const { ctx, socket } = this;
     socket.off('data', this.onData);
-    socket.setTimeout(0);
+    clearTimeout(this.preauthTimer);
     const done = (reusable: boolean, reason: string) => {
       if (reusable) ctx.pool.release(conn, userKey, key);
       else ctx.pool.discard(conn, reason);
@@ -265,6 +401,9 @@ export class ClientSession {
     this.state = 'relay';
     const relay = new Relay(socket, conn, ctx.config, {
       log: ctx.log,
+      trace: ctx.trace.begin(userKey, socket, conn.id),
+      resync: (ok) => ctx.stats.resync(ok),
+      selectCommand: (hit) => ctx.stats.selectCommand(hit),
       done: (outcome) => done(outcome.reusable, outcome.reusable ? '' : outcome.reason),
     });
     const pendingClient = this.pending;

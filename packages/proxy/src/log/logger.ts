@@ -1,6 +1,7 @@
 // The daemon's log. Messages keep the original's wording (SPEC §4.9, §4.12,
 // Appendix A) so existing log watchers keep matching; the sink decides where
-// they go (stderr in foreground mode; syslog is added by the operations work).
+// they go (stderr in foreground mode, ./journal-sink.ts under systemd's journal,
+// ./syslog-sink.ts in background mode).
 
 export type Level = 'err' | 'warning' | 'notice' | 'info' | 'debug';
 
@@ -19,6 +20,11 @@ export class Logger {
 
   setSink(sink: LogSink): void {
     this.sink = sink;
+  }
+
+  /** syslog_prioritymask can change on reload. */
+  setMaxRank(maxRank: number): void {
+    this.maxRank = maxRank;
   }
 
   private log(level: Level, message: string): void {

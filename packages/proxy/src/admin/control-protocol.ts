@@ -1,0 +1,97 @@
+// The control socket's protocol, shared by the daemon (./control-server.ts)
+// and imapproxyctl (../ctl.ts): one JSON object per line each way, any number
+// of requests per connection, answered in order.
+//
+//   -> {"cmd":"dump"}
+//   <- {"ok":true,"connections":[{"id":3,"user":"alice","state":"cached",...}]}
+//   -> {"cmd":"flush","user":42}
+//   <- {"ok":false,"error":{"code":"IMAPPROXY_ERR_CONTROL_REQUEST","message":"user: expected a string"}}
+
+import type { ErrorCode, StatsSnapshot } from '@imapproxy/shared';
+import type { OptionChange } from './reload.js';
+
+export type ControlRequest =
+  | { cmd: 'version' }
+  | { cmd: 'dump' }
+  | { cmd: 'stats' }
+  | { cmd: 'flush'; user?: string }
+  | { cmd: 'reset-counters' }
+  | { cmd: 'newlog' }
+  /** Trace these users from their next login. */
+  | { cmd: 'trace'; users: string[] }
+  /** Stop tracing one user, or everyone. */
+  | { cmd: 'trace-off'; user?: string }
+  | { cmd: 'trace-list' }
+  | { cmd: 'reload' };
+
+export type ControlCommand = ControlRequest['cmd'];
+
+export const CONTROL_COMMANDS: readonly ControlCommand[] = [
+  'version', 'dump', 'stats', 'flush', 'reset-counters', 'newlog', 'trace', 'trace-off', 'trace-list', 'reload',
+];
+
+export interface ConnectionInfo {
+  /** The `sd [N]` of the log lines. */
+  id: number;
+  user: string;
+  state: 'active' | 'cached';
+  /** Client using it, or that used it last ("ip:port"). */
+  client: string;
+  ageSeconds: number;
+  idleSeconds: number;
+  /** How many logins reused it. */
+  reuseCount: number;
+  /** Encrypted to the server (STARTTLS or server_tls). */
+  tls: boolean;
+}
+
+/** A client connection (logged in or not). */
+export interface ClientInfo {
+  /** "ip:port" */
+  address: string;
+  /** Implicit TLS or STARTTLS done. */
+  tls: boolean;
+  loggedIn: boolean;
+}
+
+export interface VersionInfo {
+  version: string;
+  /** The up-imapproxy version it replaces (what XPROXY_VERSION says). */
+  compatVersion: string;
+  pid: number;
+  node: string;
+  configFile: string;
+  startedAt: string;
+  uptimeSeconds: number;
+}
+
+/** What each command answers besides `ok: true`. */
+export interface ControlResults {
+  version: VersionInfo;
+  dump: { connections: ConnectionInfo[]; clients: ClientInfo[] };
+  stats: {
+    counters: StatsSnapshot;
+    pool: { cacheSize: number; active: number; cached: number; total: number };
+    clients: number;
+    traced: string[];
+  };
+  flush: { user: string | null; closed: number };
+  'reset-counters': Record<string, never>;
+  newlog: { file: string };
+  trace: { added: string[]; traced: string[] };
+  'trace-off': { removed: string[]; traced: string[] };
+  'trace-list': { traced: string[] };
+  reload: { file: string; applied: OptionChange[]; restartNeeded: OptionChange[]; warnings: string[] };
+}
+
+export interface ControlErrorBody {
+  code: ErrorCode;
+  message: string;
+}
+
+export type ControlResponse<C extends ControlCommand = ControlCommand> =
+  | ({ ok: true } & ControlResults[C])
+  | { ok: false; error: ControlErrorBody };
+
+/** Longest request line the daemon reads. */
+export const MAX_REQUEST_BYTES = 64 * 1024;

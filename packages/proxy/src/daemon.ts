@@ -1,0 +1,200 @@
+// The running daemon: start-up in the original's order (SPEC §3: files opened
+// and sockets bound as root, then the privilege drop), the control socket,
+// signals (SIGHUP reloads, SIGTERM/SIGINT shut down cleanly: SPEC §9.3 had
+// neither) and the pid file's removal at exit.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { StatsFileWriter, StatsRegistry, type LoadedConfig, type ProxyConfig } from '@imapproxy/shared';
+import { ControlServer, ControlSocketInUseError } from './admin/control-server.js';
+import { logReload, ProxyAdmin } from './admin/proxy-admin.js';
+import { ConfigReloader, type OptionChange, type ReloadReport } from './admin/reload.js';
+import { ProtocolTrace } from './admin/trace.js';
+import { JournalSink, stderrIsJournal } from './log/journal-sink.js';
+import { Logger, StderrSink, type LogSink } from './log/logger.js';
+import { SYSLOG_SOCKET_ENV, SyslogSink } from './log/syslog-sink.js';
+import { dropPrivileges, resolveProcessUser, startedAsRoot, type ProcessUser } from './privileges.js';
+import { ProxyServer, SHUTDOWN_GRACE_MS } from './server.js';
+import { VERSION } from './version.js';
+
+const PRIORITY_RANK: Record<string, number> = {
+  LOG_EMERG: 0, LOG_ALERT: 1, LOG_CRIT: 2, LOG_ERR: 3, LOG_WARNING: 4, LOG_NOTICE: 5, LOG_INFO: 6, LOG_DEBUG: 7,
+};
+
+/** LOG_UPTO(mask); everything when the option is not set. */
+export function maxRank(config: Pick<ProxyConfig, 'syslog_prioritymask'>): number {
+  return config.syslog_prioritymask ? PRIORITY_RANK[config.syslog_prioritymask]! : 7;
+}
+
+export interface DaemonOptions {
+  loaded: LoadedConfig;
+  /** The pid file the background launcher writes; removed at exit. Null in foreground mode. */
+  pidfile: string | null;
+}
+
+export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<void> {
+  const config = loaded.config;
+  const configFile = path.resolve(loaded.file);
+  // Background mode: stderr is the launcher's and may be gone; a write to it must not kill the daemon.
+  process.stderr.on('error', () => {});
+  // Like the original (SPEC §3 step 1): a SIGHUP during start-up must not kill the daemon.
+  const earlyHup = () => {};
+  process.on('SIGHUP', earlyHup);
+  const user: ProcessUser | undefined = startedAsRoot() ? resolveProcessUser(config) : undefined;
+
+  let syslog: SyslogSink | null = null;
+  let sink: LogSink;
+  if (config.foreground_mode) {
+    sink = stderrIsJournal() ? new JournalSink() : new StderrSink();
+  } else {
+    syslog = new SyslogSink({
+      facility: config.syslog_facility,
+      socketPath: process.env[SYSLOG_SOCKET_ENV] || undefined,
+      uid: user?.uid,
+      gid: user?.gid,
+    });
+    sink = syslog;
+  }
+  const log = new Logger(sink, maxRank(config));
+  log.info(`Using configuration file '${configFile}'`);
+  for (const w of loaded.warnings) log.warning(w.message);
+  log.info(`Internal admin commands are ${config.enable_admin_commands ? 'enabled' : 'disabled'}`);
+
+  // Everything opened as root and handed to proc_username before the drop.
+  const trace = ProtocolTrace.open(config.protocol_log_filename, log);
+  if (user && trace.available) trace.chown(user.uid, user.gid);
+  if (trace.available) log.info(`Using '${config.protocol_log_filename}' for global protocol logging file.`);
+  const stats = new StatsRegistry();
+  // A stats file that cannot be created or written costs the counters file,
+  // not the service: the daemon runs on without it and says why (it used to
+  // stop at start-up; issue 8). Write errors later are logged at most once a
+  // minute instead of at every flush.
+  let statsWriter: StatsFileWriter | null = null;
+  let statsErrorLoggedAt = 0;
+  try {
+    // /run is a tmpfs: the directory of the default stat file is gone after a reboot.
+    fs.mkdirSync(path.dirname(config.stat_filename), { recursive: true, mode: 0o755 });
+    statsWriter = new StatsFileWriter(stats, config.stat_filename, {
+      onError: (err) => {
+        if (Date.now() - statsErrorLoggedAt < 60_000) return;
+        statsErrorLoggedAt = Date.now();
+        log.err(err.message);
+      },
+    });
+    if (user) statsWriter.chown(user.uid, user.gid);
+    statsWriter.start();
+  } catch (err) {
+    log.err(`stats file ${config.stat_filename}: ${(err as Error).message}; running without a stats file (pimpstat will not work)`);
+    try {
+      statsWriter?.close();
+    } catch {
+      /* already failing */
+    }
+    statsWriter = null;
+  }
+
+  const server = new ProxyServer(config, log, stats, trace);
+  const reloader = new ConfigReloader(configFile, config, (changes) => applyLive(changes));
+  const applyLive = (changes: OptionChange[]) => {
+    log.setMaxRank(maxRank(config));
+    syslog?.setFacility(config.syslog_facility);
+    if (changes.some((c) => c.option === 'cache_expiration_time')) server.ctx.pool.rescheduleExpiry();
+  };
+  // SIGHUP and imapproxyctl reload do the same: the file, then renewed certificates.
+  const reload = (by: string): ReloadReport => {
+    let report: ReloadReport;
+    try {
+      report = reloader.reload();
+    } finally {
+      // Renewed certificates (certbot deploy hooks send SIGHUP), even when the config file did not change.
+      server.reloadTls();
+    }
+    logReload(server.ctx, report, by);
+    return report;
+  };
+  const admin = new ProxyAdmin({
+    ctx: server.ctx,
+    configFile,
+    reload: () => reload('imapproxyctl reload'),
+    clients: () => server.sessions(),
+  });
+  let control: ControlServer | null = null;
+  try {
+    control = await ControlServer.listen(config.control_socket, admin.handle, log, { owner: user });
+  } catch (err) {
+    if (err instanceof ControlSocketInUseError) throw err;
+    // The proxy itself works without it; imapproxyctl will say the daemon is not reachable.
+    log.err(`${(err as Error).message}; imapproxyctl will not work`);
+  }
+
+  const address = await server.listen();
+  dropPrivileges(config, log, user);
+  log.info(`imapproxy-ts version ${VERSION} normal server startup on ${address.address}:${address.port}.`);
+  process.send?.({ ready: true });
+  process.disconnect?.();
+
+  process.on('SIGPIPE', () => {});
+  process.on('SIGHUP', () => {
+    try {
+      reload('SIGHUP');
+    } catch (err) {
+      log.err(`SIGHUP: ${(err as Error).message}`);
+    }
+  });
+  process.off('SIGHUP', earlyHup);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal} received: shutting down`);
+    // Whatever happens below, the process ends.
+    setTimeout(() => {
+      log.err('shutdown did not finish in time: exiting');
+      process.exit(1);
+    }, SHUTDOWN_GRACE_MS + 10_000).unref();
+    await control?.close();
+    await server.close();
+    try {
+      statsWriter?.close();
+    } catch (err) {
+      log.err((err as Error).message); // the shutdown goes on
+    }
+    const s = stats.snapshot();
+    log.info(
+      `final counters: ${s.totalClientConnectionsAccepted} client connections, ${s.totalClientLogins} logins, ` +
+        `${s.totalServerConnectionsCreated} server connections created, ${s.totalServerConnectionsReused} reused`,
+    );
+    await trace.close();
+    if (pidfile) removePidfile(pidfile, log);
+    log.info('imapproxyd stopped');
+    await syslog?.close();
+    // A moment for the LOGOUTs just written to leave.
+    setTimeout(() => process.exit(0), 100);
+  };
+  const onSignal = (signal: string) => {
+    stop(signal).catch((err: unknown) => {
+      log.err(`shutdown: ${(err as Error).stack ?? String(err)}`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+/**
+ * The original never removed its pid file (SPEC §9.2). Only a file that still
+ * holds this process's pid is removed. After the privilege drop that needs
+ * the directory to be writable by proc_username (e.g. -p /run/imapproxy/imapproxy.pid);
+ * under systemd, PIDFile= is removed by systemd anyway.
+ */
+function removePidfile(pidfile: string, log: Logger): void {
+  try {
+    if (fs.readFileSync(pidfile, 'utf8').trim() !== String(process.pid)) return;
+    fs.unlinkSync(pidfile);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    log.notice(`cannot remove pid file ${pidfile}: ${(err as Error).message}`);
+  }
+}
