@@ -107,9 +107,9 @@ test('dump lists active and cached connections; flush USER makes the next login 
   t.true(text.stdout.endsWith(`\nCLIENT           STATE      TRANSPORT\n${ev2!.client}  logged in  plain\n`), text.stdout);
   t.is(text.code, 0);
   const lines = text.stdout.trimEnd().split('\n');
-  t.regex(lines[0]!, /^ID +USER +STATE +CLIENT +AGE +IDLE +REUSED$/);
-  t.true(lines.slice(1).some((l) => new RegExp(`^${ev2!.sd} +user2 +active +${ev2!.client} +\\d+s +\\d+s +0$`).test(l)), text.stdout);
-  t.true(lines.slice(1).some((l) => new RegExp(`^${ev1!.sd} +user1 +cached +${ev1!.client} +\\d+s +\\d+s +0$`).test(l)), text.stdout);
+  t.regex(lines[0]!, /^ID +USER +STATE +CLIENT +AGE +IDLE +REUSED +TRANSPORT$/);
+  t.true(lines.slice(1).some((l) => new RegExp(`^${ev2!.sd} +user2 +active +${ev2!.client} +\\d+s +\\d+s +0 +plain$`).test(l)), text.stdout);
+  t.true(lines.slice(1).some((l) => new RegExp(`^${ev1!.sd} +user1 +cached +${ev1!.client} +\\d+s +\\d+s +0 +plain$`).test(l)), text.stdout);
 
   // a reuse counts in dump
   t.deepEqual(await loginLogout(proxy, 'user1', 'pass1', 2), [REUSE, 'a1 OK User logged in']);

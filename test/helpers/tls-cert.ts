@@ -11,14 +11,24 @@ export interface CertFiles {
   keyFile: string;
 }
 
-/** CN=localhost, SAN IP:127.0.0.1 + DNS:localhost; P-256 key (RSA-2048 keygen is ~10x slower). */
-export async function makeSelfSignedCert(dir: string): Promise<CertFiles> {
-  const certFile = path.join(dir, 'cert.pem');
-  const keyFile = path.join(dir, 'key.pem');
+export interface CertOptions {
+  /** Files are `<name>-cert.pem` / `<name>-key.pem` (default: cert.pem / key.pem). */
+  name?: string;
+  /** Default localhost. */
+  commonName?: string;
+  /** openssl syntax; default `IP:127.0.0.1,DNS:localhost`. */
+  subjectAltName?: string;
+}
+
+/** CN=localhost, SAN IP:127.0.0.1 + DNS:localhost unless told otherwise; P-256 key (RSA-2048 keygen is ~10x slower). */
+export async function makeSelfSignedCert(dir: string, opts: CertOptions = {}): Promise<CertFiles> {
+  const prefix = opts.name === undefined ? '' : `${opts.name}-`;
+  const certFile = path.join(dir, `${prefix}cert.pem`);
+  const keyFile = path.join(dir, `${prefix}key.pem`);
   await run('openssl', [
     'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-    '-nodes', '-days', '3650', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    '-nodes', '-days', '3650', '-subj', `/CN=${opts.commonName ?? 'localhost'}`,
+    '-addext', `subjectAltName=${opts.subjectAltName ?? 'IP:127.0.0.1,DNS:localhost'}`,
     '-keyout', keyFile, '-out', certFile,
   ]);
   await chmod(keyFile, 0o600);

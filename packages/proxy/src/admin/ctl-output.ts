@@ -21,9 +21,9 @@ function table(header: string[], rows: string[][]): string {
 
 export function formatDump(r: ControlResults['dump']): string {
   const rows = r.connections.map((c: ConnectionInfo) => [
-    String(c.id), c.user, c.state, c.client || '-', formatDuration(c.ageSeconds), formatDuration(c.idleSeconds), String(c.reuseCount),
+    String(c.id), c.user, c.state, c.client || '-', formatDuration(c.ageSeconds), formatDuration(c.idleSeconds), String(c.reuseCount), c.tls ? 'TLS' : 'plain',
   ]);
-  const servers = rows.length === 0 ? 'no server connections\n' : table(['ID', 'USER', 'STATE', 'CLIENT', 'AGE', 'IDLE', 'REUSED'], rows);
+  const servers = rows.length === 0 ? 'no server connections\n' : table(['ID', 'USER', 'STATE', 'CLIENT', 'AGE', 'IDLE', 'REUSED', 'TRANSPORT'], rows);
   const clients = (r.clients ?? []).map((c) => [c.address, c.loggedIn ? 'logged in' : 'not logged in', c.tls ? 'TLS' : 'plain']);
   return `${servers}\n${clients.length === 0 ? 'no client connections\n' : table(['CLIENT', 'STATE', 'TRANSPORT'], clients)}`;
 }

@@ -2,7 +2,11 @@
 // timeout on the connect and on every read, connect retries bounded by the
 // login deadline, the greeting checked, every queued client ID replayed, the
 // preauth command, then LOGIN with the credentials re-encoded (quoted or
-// literal) from their decoded bytes.
+// literal) from their decoded bytes. TLS (SPEC §10) is decided per
+// connection: implicit TLS (server_tls), or STARTTLS whenever this
+// connection's server advertises LOGINDISABLED or force_tls is set, with the
+// capabilities read again after TLS. A server that said LOGINDISABLED never
+// gets a LOGIN in clear (B2).
 
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +16,7 @@ import { LoginRefusedError, ServerUnavailableError } from './errors.js';
 import type { ServerAddresses } from './server-address.js';
 import { nextTag } from './tags.js';
 import type { Logger } from '../log/logger.js';
+import { ServerTls, ServerTlsError } from '../tls/server-tls.js';
 
 export interface Credentials {
   user: Buffer;
@@ -20,6 +25,7 @@ export interface Credentials {
 
 export interface OpenedConnection {
   conn: BackendConnection;
+  /** The server's greeting; after STARTTLS its capability code holds the capabilities read over TLS. */
   greeting: string;
 }
 
@@ -29,11 +35,14 @@ type ConnectorConfig = Pick<
   | 'send_tcp_keepalives' | 'preauth_command' | 'max_line_length'
 >;
 
+const hasCapability = (caps: string[], name: string): boolean => caps.some((c) => c.toUpperCase() === name);
+
 export class Connector {
   constructor(
     private readonly config: ConnectorConfig,
     private readonly addresses: ServerAddresses,
     private readonly log: Logger,
+    private readonly tls: ServerTls | null = null,
   ) {}
 
   private get serverTimeoutMs(): number {
@@ -68,9 +77,13 @@ export class Connector {
       }
       for (const a of addresses) {
         try {
-          const socket = await this.connect(a.address, Math.min(this.config.connect_timeout * 1000, Math.max(1, deadline - Date.now())));
-          return await this.readGreeting(socket, deadline);
+          const connectMs = Math.min(this.config.connect_timeout * 1000, Math.max(1, deadline - Date.now()));
+          let socket: net.Socket = await this.connect(a.address, connectMs);
+          if (this.tls?.implicit) socket = await this.tls.handshake(socket, a.address, this.config.server_port, connectMs);
+          return await this.secure(await this.readGreeting(socket, deadline), a.address, deadline);
         } catch (err) {
+          // A refused certificate is not fixed by trying again: the login fails now, with the reason.
+          if (err instanceof ServerTlsError && err.certificateRefused) throw err;
           lastError = err;
         }
       }
@@ -97,6 +110,58 @@ export class Connector {
         reject(err);
       });
     });
+  }
+
+  /**
+   * STARTTLS when this server needs it (SPEC §4.9 step 4, done on every new
+   * connection, unlike the original's start-up decision, B2), then the
+   * capabilities again, since they change with TLS. The bytes read in clear
+   * are dropped with the plain connection.
+   */
+  private async secure(opened: OpenedConnection, address: string, deadline: number): Promise<OpenedConnection> {
+    const { conn, greeting } = opened;
+    if (this.tls === null || conn.tls) return opened;
+    try {
+      if (capabilityTokens(greeting) === null && !this.tls.forced) conn.capabilities = await this.capability(conn, deadline);
+      const loginDisabled = hasCapability(conn.capabilities, 'LOGINDISABLED');
+      if (!loginDisabled && !this.tls.forced) return opened;
+      const why = loginDisabled ? 'IMAP server has LOGINDISABLED' : 'force_tls is set';
+      if (conn.capabilities.length > 0 && !hasCapability(conn.capabilities, 'STARTTLS')) {
+        throw new ServerUnavailableError(`${why} and the server does not offer STARTTLS`);
+      }
+      const tag = nextTag();
+      conn.write(`${tag} STARTTLS\r\n`);
+      const r = await conn.reader.untilTagged(tag, this.readTimeout(deadline), 'the reply to STARTTLS');
+      if (r.status !== 'OK') throw new ServerUnavailableError(`${why} and STARTTLS failed: ${r.status} ${r.text}`);
+      // Anything after the OK came before TLS: whoever can write it could also have forged it.
+      if (conn.reader.takeUnread().length > 0) throw new ServerUnavailableError('the IMAP server sent data after its STARTTLS reply');
+      const plain = conn.detach();
+      const secure = await this.tls.handshake(plain, address, this.config.server_port, this.readTimeout(deadline));
+      const upgraded = new BackendConnection(secure, this.config.max_line_length);
+      try {
+        upgraded.capabilities = await this.capability(upgraded, deadline);
+      } catch (err) {
+        upgraded.destroy();
+        throw err;
+      }
+      const tokens = upgraded.capabilities.join(' ');
+      return { conn: upgraded, greeting: greeting.replace(/\[CAPABILITY [^\]]*\]/i, () => `[CAPABILITY ${tokens}]`) };
+    } catch (err) {
+      conn.destroy();
+      throw err;
+    }
+  }
+
+  /** CAPABILITY, for servers whose greeting has none and after STARTTLS. */
+  private async capability(conn: BackendConnection, deadline: number): Promise<string[]> {
+    const tag = nextTag();
+    conn.write(`${tag} CAPABILITY\r\n`);
+    let caps: string[] = [];
+    const r = await conn.reader.untilTagged(tag, this.readTimeout(deadline), 'the reply to CAPABILITY', (line) => {
+      caps = capabilityTokens(line) ?? caps;
+    });
+    if (r.status !== 'OK') throw new ServerUnavailableError(`CAPABILITY failed: ${r.status} ${r.text}`);
+    return capabilityTokens(r.text) ?? caps;
   }
 
   private async readGreeting(socket: net.Socket, deadline: number): Promise<OpenedConnection> {
@@ -135,10 +200,12 @@ export class Connector {
         if (r.status !== 'OK') throw new ServerUnavailableError(`PREAUTH failed: non-OK server response to preauth_command: ${r.status} ${r.text}`);
       }
       // Never send a password in clear to a server that asked for TLS first
-      // (SPEC §11 B2). TLS to the server comes with its own issue; until then
-      // such a server is unavailable rather than exposed.
-      if (conn.capabilities.some((c) => c.toUpperCase() === 'LOGINDISABLED')) {
-        throw new ServerUnavailableError('the IMAP server advertises LOGINDISABLED and TLS to the server is not available in this version');
+      // (SPEC §11 B2): STARTTLS has happened above when it said so; if it
+      // still says LOGINDISABLED, the server is unavailable rather than exposed.
+      if (hasCapability(conn.capabilities, 'LOGINDISABLED')) {
+        throw new ServerUnavailableError(conn.tls
+          ? 'the IMAP server advertises LOGINDISABLED even over TLS'
+          : 'the IMAP server advertises LOGINDISABLED and TLS to the server is not configured');
       }
       const tag = nextTag();
       await this.sendLogin(conn, tag, creds, deadline);

@@ -1,12 +1,17 @@
 // The greeting and pre-login capabilities clients see, built from the
 // server's own (SPEC §4.1–§4.2). Fetched lazily and refreshed, never required
 // at start-up: the daemon accepts clients while the server is down (Debian
-// #405704, #517331) and a LOGIN then gets NO [UNAVAILABLE].
+// #405704, #517331) and a LOGIN then gets NO [UNAVAILABLE]. When the proxy
+// talks TLS to the server, the fetch does too (the connector decides), so the
+// capabilities are the ones the server shows over TLS (SPEC §4.2, last
+// paragraph). What the client's own connection allows (STARTTLS,
+// LOGINDISABLED) is added per client.
 
 import { capabilityTokens, readCapabilities, rewriteCapabilities, rewriteGreeting, type ServerCapabilities } from '@imapproxy/shared';
 import type { Connector } from './connector.js';
 import { nextTag } from './tags.js';
 import type { Logger } from '../log/logger.js';
+import { capabilitiesForClient, PLAIN_VIEW, type ClientTlsView } from '../tls/client-tls.js';
 
 const REFRESH_MS = 10 * 60_000;
 const RETRY_MS = 5_000;
@@ -35,7 +40,7 @@ export class GreetingCache {
   }
 
   /** Greeting line for a new client, fetching or refreshing first when due. */
-  async clientGreeting(): Promise<string> {
+  async clientGreeting(view: ClientTlsView = PLAIN_VIEW): Promise<string> {
     const now = Date.now();
     const stale = this.greeting === null || now - this.fetchedAt > REFRESH_MS;
     if (stale && now - this.failedAt > RETRY_MS) {
@@ -50,13 +55,16 @@ export class GreetingCache {
         clearTimeout(timer);
       }
     }
-    if (this.greeting !== null) return rewriteGreeting(this.greeting);
-    return `* OK [CAPABILITY ${rewriteCapabilities(FALLBACK_TOKENS).join(' ')}] IMAP proxy ready, server not reachable yet.`;
+    if (this.greeting !== null) {
+      return rewriteGreeting(this.greeting).replace(/\[CAPABILITY ([^\]]*)\]/i, (_m, list: string) =>
+        `[CAPABILITY ${capabilitiesForClient(list.split(' ').filter(Boolean), view).join(' ')}]`);
+    }
+    return `* OK [CAPABILITY ${capabilitiesForClient(rewriteCapabilities(FALLBACK_TOKENS), view).join(' ')}] IMAP proxy ready, server not reachable yet.`;
   }
 
   /** The `* CAPABILITY` line for a pre-login CAPABILITY command. */
-  capabilityLine(): string {
-    return `* CAPABILITY ${rewriteCapabilities(this.tokens ?? FALLBACK_TOKENS).join(' ')}`;
+  capabilityLine(view: ClientTlsView = PLAIN_VIEW): string {
+    return `* CAPABILITY ${capabilitiesForClient(rewriteCapabilities(this.tokens ?? FALLBACK_TOKENS), view).join(' ')}`;
   }
 
   /** A new server connection showed its greeting: keep the text current. */
@@ -78,7 +86,10 @@ export class GreetingCache {
         });
         this.greeting = greeting;
         this.tokens = tokens ?? [];
-        this.fetchedAt = Date.now();
+        // A greeting without capabilities is often a transient one (Dovecot's
+        // "Waiting for authentication process to respond.."): look again soon
+        // instead of serving it for the whole refresh period.
+        this.fetchedAt = capabilityTokens(greeting) ? Date.now() : Date.now() - REFRESH_MS + RETRY_MS;
       } finally {
         conn.logoutAndClose(nextTag());
       }

@@ -24,13 +24,13 @@ test('--help-config shows type, default and description', (t) => {
   const lines = renderConfigHelp().split('\n');
   const at = lines.findIndex((line) => line.startsWith('  server_port '));
   t.deepEqual(lines.slice(at, at + 2), [
-    '  server_port               port                     default: 143',
-    '      Port of the backend IMAP server (STARTTLS, not implicit TLS).',
+    '  server_port                port                     default: 143',
+    '      Port of the backend IMAP server; 993 needs server_tls yes (without it a warning is logged and plain IMAP is spoken).',
   ]);
   const timeout = lines.findIndex((line) => line.startsWith('  connect_timeout '));
-  t.is(lines[timeout], '  connect_timeout           seconds 1-2147483        default: 10');
+  t.is(lines[timeout], '  connect_timeout            seconds 1-2147483        default: 10');
   const address = lines.findIndex((line) => line.startsWith('  listen_address '));
-  t.is(lines[address], '  listen_address            string                   default: not set');
+  t.is(lines[address], '  listen_address             string                   default: not set');
 });
 
 test('-t shows every option, marks defaults, masks secrets', (t) => {
@@ -78,8 +78,8 @@ test('the README table has one row per option, in table order', (t) => {
   t.deepEqual(lines.slice(0, 2), ['| name | type | default | description |', '|---|---|---|---|']);
   t.is(lines.length, OPTION_NAMES.length + 3); // header, separator, rows, final newline
   t.deepEqual(lines.slice(2, -1).map((row) => /^\| `([^`]+)` \|/.exec(row)?.[1]), OPTION_NAMES);
-  t.true(lines.includes('| `server_port` | port | `143` | Port of the backend IMAP server (STARTTLS, not implicit TLS). |'));
-  t.true(lines.includes('| `tls_no_tlsv1.1` | yes/no | `no` | Do not use TLS 1.1 to the backend. |'));
+  t.true(lines.includes('| `server_port` | port | `143` | Port of the backend IMAP server; 993 needs server_tls yes (without it a warning is logged and plain IMAP is spoken). |'));
+  t.true(lines.includes('| `tls_no_tlsv1.1` | yes/no | `no` | Do not use TLS 1.1 to the backend (never used anyway: the minimum is TLS 1.2). |'));
   t.true(lines.includes('| `listen_address` | string | not set | Address to listen on; all addresses when not set. |'));
   t.true(lines.includes('| `max_clients` | integer 0-2147483647 | `10000` | Most client connections at once; 0 means unlimited. |'));
 });

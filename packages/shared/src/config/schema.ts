@@ -70,7 +70,7 @@ export const OPTIONS = {
   },
   server_port: {
     type: 'port', default: 143, since: '1.2.8',
-    description: 'Port of the backend IMAP server (STARTTLS, not implicit TLS).',
+    description: 'Port of the backend IMAP server; 993 needs server_tls yes (without it a warning is logged and plain IMAP is spoken).',
   },
   listen_address: {
     type: 'string', since: '1.2.8',
@@ -134,7 +134,7 @@ export const OPTIONS = {
   },
   force_tls: {
     type: 'boolean', default: false, since: '1.2.8',
-    description: 'Use STARTTLS to the backend even when it does not advertise LOGINDISABLED.',
+    description: 'Use STARTTLS on every backend connection even when the server does not advertise LOGINDISABLED.',
   },
   enable_admin_commands: {
     type: 'boolean', default: false, since: '1.2.8',
@@ -162,11 +162,11 @@ export const OPTIONS = {
   },
   tls_ca_file: {
     type: 'path', since: '1.2.8',
-    description: 'CA bundle (PEM) to verify the backend certificate; system CAs when not set.',
+    description: 'CA certificates (PEM) to verify the backend certificate; Node.js built-in CA list when neither this nor tls_ca_path is set.',
   },
   tls_ca_path: {
     type: 'path', since: '1.2.8',
-    description: 'Directory of CA certificates (PEM) to verify the backend certificate.',
+    description: 'Directory of CA certificates: every PEM certificate in its files is trusted (with tls_ca_file).',
   },
   tls_cert_file: {
     type: 'path', since: '1.2.8',
@@ -178,23 +178,23 @@ export const OPTIONS = {
   },
   tls_ciphers: {
     type: 'string', since: '1.2.8',
-    description: 'OpenSSL cipher list for TLS 1.2 and below; OpenSSL default when not set.',
+    description: 'OpenSSL cipher list for TLS 1.2 to the backend (TLS 1.3 suites keep their default unless TLS_* names are listed).',
   },
   tls_verify_server: {
     type: 'boolean', default: false, since: '1.2.8',
-    description: 'Verify the backend certificate.',
+    description: 'Verify the backend certificate: chain to a trusted CA and server_hostname in the certificate.',
   },
   tls_no_tlsv1: {
     type: 'boolean', default: false, since: '1.2.8',
-    description: 'Do not use TLS 1.0 to the backend.',
+    description: 'Do not use TLS 1.0 to the backend (never used anyway: the minimum is TLS 1.2).',
   },
   'tls_no_tlsv1.1': {
     type: 'boolean', default: false, since: '1.2.8',
-    description: 'Do not use TLS 1.1 to the backend.',
+    description: 'Do not use TLS 1.1 to the backend (never used anyway: the minimum is TLS 1.2).',
   },
   'tls_no_tlsv1.2': {
     type: 'boolean', default: false, since: '1.2.8',
-    description: 'Do not use TLS 1.2 to the backend.',
+    description: 'Do not use TLS 1.2 to the backend: TLS 1.3 only.',
   },
   ipversion_only: {
     type: 'ipversion', default: 0, since: '1.2.8',
@@ -203,6 +203,36 @@ export const OPTIONS = {
   dns_rr: {
     type: 'boolean', default: false, since: '1.2.8',
     description: 'Rotate new backend connections over all addresses of server_hostname.',
+  },
+
+  // --- added by imapproxy-ts: TLS to the server and for clients (SPEC §10) ---
+  server_tls: {
+    type: 'boolean', default: false, since: 'imapproxy-ts',
+    description: 'Speak implicit TLS to the backend (IMAPS, usually server_port 993) instead of plain IMAP with STARTTLS.',
+  },
+  client_tls_cert_file: {
+    type: 'path', since: 'imapproxy-ts',
+    description: 'Certificate chain (PEM) the proxy presents to clients; no TLS for clients when not set.',
+  },
+  client_tls_key_file: {
+    type: 'path', since: 'imapproxy-ts',
+    description: 'Private key (PEM) of client_tls_cert_file; that file itself when not set.',
+  },
+  client_tls_listen_address: {
+    type: 'string', since: 'imapproxy-ts',
+    description: 'Address of the implicit-TLS listener; listen_address when not set.',
+  },
+  client_tls_listen_port: {
+    type: 'integer', default: 0, min: 0, max: 65535, since: 'imapproxy-ts',
+    description: 'Port of an implicit-TLS (IMAPS) listener for clients, e.g. 993; 0 means none.',
+  },
+  client_starttls: {
+    type: 'boolean', default: true, since: 'imapproxy-ts',
+    description: 'Offer STARTTLS to clients on listen_port (only when client_tls_cert_file is set).',
+  },
+  client_require_tls: {
+    type: 'boolean', default: false, since: 'imapproxy-ts',
+    description: 'Refuse LOGIN and AUTHENTICATE from clients before TLS and advertise LOGINDISABLED (like Dovecot disable_plaintext_auth).',
   },
 
   // --- added by imapproxy-ts: every wait and every size is bounded (SPEC §11 B10) ---

@@ -15,6 +15,7 @@ class Cancelled extends Error {}
 export const authenticate: PreauthCommand = {
   name: 'AUTHENTICATE',
   async handle(session, tag, args) {
+    if (session.refusesPlaintextAuth(tag)) return;
     const mech = args[0]?.kind === 'atom' ? args[0].value.toUpperCase() : null;
     if (mech === null) {
       session.send(`${tag} BAD Missing required argument to Authenticate\r\n`);
