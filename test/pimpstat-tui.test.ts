@@ -108,7 +108,7 @@ function assertFigures(t: import('ava').ExecutionContext, lines: string[], state
   t.regex(row(lines, 'login failures'), /login failures +2\b/);
   t.regex(row(lines, 'evicted / expired'), /evicted \/ expired +4 \/ 0\b/);
   t.regex(row(lines, 'logins/s'), /logins\/s 4\.0  reuses\/s 2\.0/);
-  t.regex(row(lines, 'q quit'), /q quit  \? help/);
+  t.regex(row(lines, 'q quit'), /q quit  r reset  \? help/);
 }
 
 test('80x24, UTF-8: every figure visible, inside the screen, with box drawing', (t) => {
@@ -200,3 +200,4 @@ test('help overlay on ? and its removal', (t) => {
   t.false(h.text().some((l) => l.includes('q, Ctrl-C   quit')));
   h.destroy();
 });
+

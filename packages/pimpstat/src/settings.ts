@@ -9,6 +9,8 @@ export interface PimpstatSettings {
   /** The original shows hits/misses only when the config *pimpstat read* enables the cache. */
   selectCacheEnabled: boolean;
   cacheSize: number;
+  /** The daemon's control socket: the `r` key resets the counters through it. */
+  controlSocket: string;
 }
 
 /** Throws the loader's ConfigError (codes IMAPPROXY_ERR_CONFIG, IMAPPROXY_ERR_CONFIG_IO). */
@@ -24,5 +26,6 @@ export function loadSettings(configFile: string): PimpstatSettings {
         : `stat_filename at ${configFile}:${line}`,
     selectCacheEnabled: loaded.config.enable_select_cache,
     cacheSize: loaded.config.cache_size,
+    controlSocket: loaded.config.control_socket,
   };
 }

@@ -2,7 +2,7 @@
 // gauge. Everything shown comes from buildView() (./view.ts); this file only places it.
 import blessed from 'blessed';
 import contrib from 'blessed-contrib';
-import { readStatsFile, type DecodedStats } from '@imapproxy/shared';
+import { readStatsFile, sendControlRequest, type DecodedStats } from '@imapproxy/shared';
 import { renderAsciiChart } from './ascii-chart.js';
 import { LivenessTracker } from './liveness.js';
 import { RateHistory } from './rates.js';
@@ -57,6 +57,7 @@ const HELP_TEXT = [
   '{bold}pimpstat{/bold}: live statistics of imapproxyd',
   '',
   ' q, Ctrl-C   quit',
+  ' r           reset the counters (through the control socket)',
   ' ?, Esc      show / hide this help',
   '',
   ' current / peak  now, and highest since the last reset',
@@ -367,6 +368,18 @@ export interface RunTuiOptions extends ScreenOptions {
   initial: DecodedStats;
   intervalMs?: number;
   now?: () => number;
+  /** Resets the daemon's counters; resolves with the message to show (default: the control socket). */
+  resetCounters?: () => Promise<string>;
+}
+
+/** XPROXY_RESETCOUNTERS through the control socket, as imapproxyctl reset-counters does. */
+async function resetThroughControlSocket(socketPath: string): Promise<string> {
+  try {
+    const answer = await sendControlRequest(socketPath, { cmd: 'reset-counters' }, 5000);
+    return answer.ok ? 'counters reset' : `reset failed: ${answer.error.message}`;
+  } catch (err) {
+    return `reset failed: ${(err as Error).message}`;
+  }
 }
 
 /** Runs until q / Ctrl-C; resolves with the exit status. */
@@ -380,8 +393,10 @@ export function runTui(options: RunTuiOptions): Promise<number> {
   rates.add(stats, now());
   let alive = liveness.observe(stats, now());
   let readError: string | null = null;
+  let notice: { text: string; untilMs: number } | null = null;
 
   const render = (): void => {
+    if (notice && now() > notice.untilMs) notice = null;
     dashboard.show(
       buildView({
         settings: options.settings,
@@ -391,6 +406,7 @@ export function runTui(options: RunTuiOptions): Promise<number> {
         readError,
         rates: rates.points(),
         rateWindowMs: rates.windowMs,
+        notice: notice?.text ?? null,
       }),
     );
   };
@@ -430,6 +446,15 @@ export function runTui(options: RunTuiOptions): Promise<number> {
     process.once('SIGTERM', onSignal);
     process.once('SIGHUP', onSignal);
     screen.key(['q', 'C-c'], () => finish(0));
+    screen.key(['r'], () => {
+      const reset = options.resetCounters ?? (() => resetThroughControlSocket(options.settings.controlSocket));
+      notice = { text: 'resetting counters...', untilMs: now() + 5000 };
+      render();
+      void reset().then((text) => {
+        notice = { text, untilMs: now() + 5000 };
+        tick();
+      });
+    });
     screen.key(['?'], () => dashboard.toggleHelp());
     screen.key(['escape'], () => dashboard.toggleHelp(false));
   });

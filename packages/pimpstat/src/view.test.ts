@@ -63,7 +63,7 @@ test('every figure of the original, in the original order and meaning', (t) => {
   t.true(v.counters.every((l) => l.length <= 42));
   t.is(v.header, ' pimpstat  /run/imapproxy/pimpstats  up 3:01:02  pid 4242  [live]');
   t.is(v.banner, null);
-  t.is(v.footer, ' q quit  ? help   config /etc/imapproxy.conf   01:14:22');
+  t.is(v.footer, ' q quit  r reset  ? help   config /etc/imapproxy.conf   01:14:22');
 });
 
 test('select cache disabled in the config pimpstat read', (t) => {

@@ -17,6 +17,8 @@ export interface DashboardInput {
   rates: readonly RatePoint[];
   /** History length the chart covers, for its title. */
   rateWindowMs: number;
+  /** A short-lived message for the footer (the answer to the `r` key). */
+  notice?: string | null;
 }
 
 export interface ChartData {
@@ -136,7 +138,9 @@ export function buildView(input: DashboardInput): DashboardView {
     maxY: niceCeiling(Math.max(0, ...rates.map((p) => Math.max(p.loginsPerSecond, p.reusesPerSecond)))),
   };
 
-  const footer = ` q quit  ? help   config ${settings.configFile}   ${clock(input.nowMs)}`;
+  const footer = input.notice
+    ? ` ${input.notice}   ${clock(input.nowMs)}`
+    : ` q quit  r reset  ? help   config ${settings.configFile}   ${clock(input.nowMs)}`;
   return { header, banner, counters, events, gauge, chart, footer };
 }
 

@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError, DEFAULT_CONFIG_PATH, defaultConfig, loadConfig } from '@imapproxy/shared';
-import { ControlClientError, CTL_EXIT, sendControlRequest } from './admin/control-client.js';
-import type { ControlRequest, ControlResults } from './admin/control-protocol.js';
+import { ControlClientError, CTL_EXIT, sendControlRequest } from '@imapproxy/shared';
+import type { ControlRequest, ControlResults } from '@imapproxy/shared';
 import { formatDump, formatReload, formatStats, formatTraced, formatVersion } from './admin/ctl-output.js';
 import { VERSION } from './version.js';
 

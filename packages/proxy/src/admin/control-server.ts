@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { ImapProxyError } from '@imapproxy/shared';
 import type { Logger } from '../log/logger.js';
-import { CONTROL_COMMANDS, MAX_REQUEST_BYTES, type ControlCommand, type ControlRequest, type ControlResponse } from './control-protocol.js';
+import { CONTROL_COMMANDS, MAX_REQUEST_BYTES, type ControlCommand, type ControlRequest, type ControlResponse } from '@imapproxy/shared';
 
 export type ControlHandler = (request: ControlRequest) => Promise<object> | object;
 

@@ -1,7 +1,7 @@
 // How imapproxyctl shows the daemon's answers to people (--json shows them as
 // they came).
 
-import type { ConnectionInfo, ControlResults } from './control-protocol.js';
+import type { ConnectionInfo, ControlResults } from '@imapproxy/shared';
 import { describeChange } from './reload.js';
 
 /** 42s, 5m07s, 3h05m, 2d04h. */

@@ -4,7 +4,7 @@
 import { ImapProxyError } from '@imapproxy/shared';
 import type { ProxyContext } from '../context.js';
 import { COMPAT_VERSION, VERSION } from '../version.js';
-import type { ClientInfo, ControlRequest, ControlResults } from './control-protocol.js';
+import type { ClientInfo, ControlRequest, ControlResults } from '@imapproxy/shared';
 import { describeChange, type ReloadReport } from './reload.js';
 
 export interface ProxyAdminOptions {

@@ -5,7 +5,7 @@
 // daemon runs (sockets, files, identity, TLS) are reported as needing a restart
 // and keep their running value.
 
-import { ConfigError, findOption, ImapProxyError, loadConfig, OPTION_NAMES, type OptionName, type ProxyConfig } from '@imapproxy/shared';
+import { ConfigError, findOption, ImapProxyError, loadConfig, OPTION_NAMES, type OptionChange, type OptionName, type ProxyConfig } from '@imapproxy/shared';
 import { unsupportedOptions } from '../unsupported-options.js';
 
 /** Options a reload changes in the running daemon. */
@@ -22,11 +22,6 @@ export const LIVE_OPTIONS: ReadonlySet<OptionName> = new Set<OptionName>([
   'syslog_facility', 'syslog_prioritymask', 'enable_admin_commands', 'strict_config',
 ]);
 
-export interface OptionChange {
-  option: OptionName;
-  from: unknown;
-  to: unknown;
-}
 
 export interface ReloadReport {
   file: string;

@@ -2,7 +2,7 @@
 // clear error with its own exit status when there is no daemon to ask.
 
 import net from 'node:net';
-import { ImapProxyError, type ErrorCode } from '@imapproxy/shared';
+import { ImapProxyError, type ErrorCode } from '../errors.js';
 import type { ControlRequest, ControlResponse } from './control-protocol.js';
 
 /** imapproxyctl's exit statuses (sysexits.h numbers where one fits); the README lists them. */

@@ -7,8 +7,16 @@
 //   -> {"cmd":"flush","user":42}
 //   <- {"ok":false,"error":{"code":"IMAPPROXY_ERR_CONTROL_REQUEST","message":"user: expected a string"}}
 
-import type { ErrorCode, StatsSnapshot } from '@imapproxy/shared';
-import type { OptionChange } from './reload.js';
+import type { OptionName } from '../config/schema.js';
+import type { ErrorCode } from '../errors.js';
+import type { StatsSnapshot } from '../stats/layout.js';
+
+/** One option whose value a reload changed. */
+export interface OptionChange {
+  option: OptionName;
+  from: unknown;
+  to: unknown;
+}
 
 export type ControlRequest =
   | { cmd: 'version' }
