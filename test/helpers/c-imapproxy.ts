@@ -38,6 +38,12 @@ export interface CImapproxyOptions {
   extraConf?: string;
   /** Milliseconds to wait for the listen port (default 15000; it probes the server first). */
   startTimeoutMs?: number;
+  /**
+   * Bind-mounted over /etc/hosts in its private mount namespace (name
+   * resolution tests, SPEC §11 B13). Needs the namespace (`logging` true);
+   * the start fails otherwise.
+   */
+  hostsFile?: string;
 }
 
 export interface CImapproxy {
@@ -75,6 +81,7 @@ set -e
 mount --make-rprivate /
 for n in ${DEV_NODES.join(' ')}; do mount --bind "/dev/$n" "$1/$n"; done
 mount --rbind "$1" /dev
+if [ -n "$3" ]; then mount --bind "$3" /etc/hosts; fi
 exec ${C_IMAPPROXYD_BIN} -f "$2"
 `;
 
@@ -153,9 +160,10 @@ export async function startCImapproxy(opts: CImapproxyOptions): Promise<CImappro
     if (logging) {
       // mount points for the bind mounts of the real device nodes
       await Promise.all(DEV_NODES.map((n) => writeFile(path.join(devDir, n), '')));
-      child = spawn(UNSHARE_BIN, ['--mount', 'sh', '-c', LAUNCH_SH, 'imapproxy-launch', devDir, confFile],
+      child = spawn(UNSHARE_BIN, ['--mount', 'sh', '-c', LAUNCH_SH, 'imapproxy-launch', devDir, confFile, opts.hostsFile ?? ''],
         { stdio: ['ignore', outFd, outFd] });
     } else {
+      if (opts.hostsFile) throw new Error('startCImapproxy: hostsFile needs a private mount namespace, which is not available here');
       child = spawn(C_IMAPPROXYD_BIN, ['-f', confFile], { stdio: ['ignore', outFd, outFd] });
     }
     closeSync(outFd);

@@ -185,6 +185,13 @@ export class Connector {
    */
   async login(creds: Credentials, ids: string[], deadline: number): Promise<BackendConnection> {
     const { conn } = await this.open(deadline);
+    // login_timeout bounds the whole login, not only each read: a server that
+    // kept sending untagged lines, each within server_timeout, held the login
+    // (and its client) for ever (found by test/faults.test.ts).
+    const overall = setTimeout(() => {
+      conn.reader.fail(new ServerUnavailableError(`the server login took longer than login_timeout`));
+      conn.destroy();
+    }, Math.max(1, deadline - Date.now()));
     try {
       const t = (): number => this.readTimeout(deadline);
       for (const args of ids) {
@@ -221,6 +228,8 @@ export class Connector {
     } catch (err) {
       conn.logoutAndClose(nextTag());
       throw err;
+    } finally {
+      clearTimeout(overall);
     }
   }
 
