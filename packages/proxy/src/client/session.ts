@@ -239,7 +239,11 @@ export class ClientSession {
   private serveLine(): void {
     const nl = this.pending.indexOf(0x0a);
     if (nl < 0) {
-      if (this.pending.length > this.ctx.config.max_preauth_line_length) this.end('* BYE Line too long\r\n');
+      if (this.pending.length > this.ctx.config.max_preauth_line_length) {
+        // logged like every other limit (it was the one that closed silently)
+        this.ctx.log.info(`client ${this.address}: AUTHENTICATE response longer than ${this.ctx.config.max_preauth_line_length} bytes: closing`);
+        this.end('* BYE Line too long\r\n');
+      }
       return;
     }
     let line = this.pending.subarray(0, nl);

@@ -4,14 +4,23 @@
 // That knowledge is what makes a server connection safe to cache: it is only
 // released once no command is outstanding, IDLE is over and no mailbox is
 // selected (SPEC §11 B4, S3: the next session never sees a byte of this one).
+//
+// With enable_select_cache (SPEC §5, B3 fixed; select-cache.ts) a mailbox may
+// stay selected when the session ends, together with a cached SELECT reply
+// that is known to be current. The next session inherits that selection
+// without seeing it: a SELECT of the same mailbox may be answered from the
+// cache; before any other command that could show the mailbox, the proxy
+// unselects it, and until then responses about it are kept from the client.
 
 import type { Socket } from 'node:net';
 import { completesTag, ImapScanner, ProtocolError, type ProxyConfig, type Segment } from '@imapproxy/shared';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import { nextTag } from '../backend/tags.js';
 import { commandEffects, type CommandEffects } from './command-effects.js';
+import { MailboxWatch } from './mailbox-watch.js';
+import { buildEntry, cacheableSelect, keepsSelectCache, sameMailbox, SELECT_CACHE_MAX_BYTES, selectCacheSlot, type SelectCacheSlot } from './select-cache.js';
 
-type RelayConfig = Pick<ProxyConfig, 'max_line_length' | 'max_pending_commands' | 'resync_timeout' | 'idle_timeout'>;
+type RelayConfig = Pick<ProxyConfig, 'max_line_length' | 'max_pending_commands' | 'resync_timeout' | 'idle_timeout' | 'enable_select_cache'>;
 
 /** How the relay ended: the connection is clean and may be cached, or not. */
 export type RelayOutcome = { reusable: true } | { reusable: false; reason: string };
@@ -20,6 +29,14 @@ export interface RelayHooks {
   /** Called once, when the server connection's fate is known. */
   done(outcome: RelayOutcome): void;
   log: { info(m: string): void; notice(m: string): void; err(m: string): void };
+  /**
+   * The client left without LOGOUT and the connection was brought back to a
+   * clean state (ok) or not within resync_timeout (the stats file's
+   * resyncsOk / resyncsFailed, which nothing counted before).
+   */
+  resync?(ok: boolean): void;
+  /** A client SELECT with enable_select_cache on: answered from the cache (hit) or by the server. */
+  selectCommand?(hit: boolean): void;
   /** Observers of both directions (protocol trace). */
   trace?: { client(data: Buffer): void; server(data: Buffer): void };
 }
@@ -29,17 +46,52 @@ interface Outstanding {
   effects: CommandEffects;
 }
 
+/** A client SELECT held back while the proxy's NOOP finds out whether the cached reply is current. */
+interface SelectCheck {
+  tag: string;
+  mailbox: Buffer;
+  /** The client's command line, sent to the server after all on a miss. */
+  bytes: Buffer;
+}
+
+/** The reply of a forwarded SELECT, collected to be cached once it completes OK. */
+interface SelectStore {
+  tag: string;
+  mailbox: Buffer;
+  parts: Buffer[];
+  size: number;
+  tooLarge: boolean;
+}
+
 /** Server lines longer than this are still relayed; only their head is read. */
 const SERVER_LINE_LIMIT = Number.MAX_SAFE_INTEGER;
 const SERVER_HEAD = 64;
+/**
+ * With the select cache the whole text of a response line is read (literal
+ * data excepted): a FETCH's FLAGS may come after its ENVELOPE. Longer lines
+ * count as changes (mailbox-watch.ts).
+ */
+const SERVER_HEAD_SELECT_CACHE = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Commands a session may send while it has inherited a selected mailbox
+ * without knowing it: their replies do not depend on the selected mailbox, and
+ * untagged news about it is kept from the client meanwhile. Anything else
+ * (STATUS too: Dovecot answers it from the selected mailbox's view, which may
+ * be stale) is preceded by an UNSELECT.
+ */
+const HARMLESS_WHILE_INHERITED = new Set([
+  'CAPABILITY', 'NOOP', 'ID', 'NAMESPACE', 'LIST', 'LSUB', 'CREATE', 'SUBSCRIBE', 'UNSUBSCRIBE', 'GETQUOTA', 'GETQUOTAROOT',
+]);
 
 export class Relay {
   private readonly clientScanner: ImapScanner;
   private readonly serverScanner: ImapScanner;
   /** Client commands sent to the server and not completed yet, by tag. */
   private readonly outstanding = new Map<string, Outstanding>();
-  /** Commands the proxy itself sent (clean-up), by tag. */
-  private readonly own = new Set<string>();
+  /** Commands the proxy itself sent, by tag, with what to do on their completion (status OK/NO/BAD). */
+  private readonly own = new Map<string, (status: string) => void>();
   /** Bytes of a client segment that has not ended yet. */
   private heldClient: Buffer[] = [];
   private clientCursor = 0;
@@ -57,12 +109,48 @@ export class Relay {
   private raw = false;
   private phase: 'relay' | 'logout' | 'drain' | 'done' = 'relay';
   private logoutTag: string | null = null;
-  private serverCursor = 0;
-  private serverForwarded = 0;
   private drainTimer: NodeJS.Timeout | null = null;
+  /** Back-pressure from the server: the client is paused until it drains. */
   private clientPaused = false;
   private serverPaused = false;
+  /** The client left without LOGOUT: the ending is a resync (RelayHooks.resync). */
+  private resyncing = false;
   private readonly onServerGone: (err?: Error) => void;
+
+  // Server -> client routing. Each server response is forwarded or dropped as
+  // a whole (the proxy's own replies, news about an inherited mailbox); the
+  // decision is taken when its first line is complete.
+  private sChunk: Buffer = EMPTY;
+  /** Bytes of sChunk already routed. */
+  private sPos = 0;
+  /** Start of the bytes of sChunk to forward in one write, or -1. */
+  private sFwdFrom = -1;
+  /** The start of a response whose first line is not complete yet, from earlier chunks. */
+  private sHeld: Buffer[] = [];
+  private sRoute: 'forward' | 'drop' = 'forward';
+  /** The next server segment starts a new response. */
+  private sNextFirst = true;
+  /** The start of the current response went out before its first line was complete. */
+  private sStartForwarded = false;
+
+  // Select cache.
+  private readonly selectCache: boolean;
+  private readonly slot: SelectCacheSlot;
+  private readonly watch: MailboxWatch;
+  /** The client believes a mailbox is selected (for the `[CLOSED]` of a cached reply). */
+  private clientSelected = false;
+  /**
+   * The server has a mailbox selected that this session did not select (kept
+   * by the previous session for the select cache). Cleared once the proxy
+   * unselected it (the UNSELECT completed) or a cache hit gave it to the client.
+   */
+  private inherited: boolean;
+  /** The UNSELECT of the inherited mailbox is on its way (sent once; `inherited` holds until it completes). */
+  private unselectingInherited = false;
+  private check: SelectCheck | null = null;
+  /** Client data that arrived during a check, replayed after it. */
+  private deferredClient: Buffer[] = [];
+  private store: SelectStore | null = null;
 
   constructor(
     private readonly client: Socket,
@@ -70,6 +158,12 @@ export class Relay {
     private readonly config: RelayConfig,
     private readonly hooks: RelayHooks,
   ) {
+    // Not a live option (reload): one value for the whole session.
+    this.selectCache = config.enable_select_cache;
+    this.slot = selectCacheSlot(conn);
+    this.watch = new MailboxWatch(this.slot);
+    this.inherited = conn.selected;
+    this.watch.strict = this.inherited;
     this.clientScanner = new ImapScanner(
       {
         segment: (seg, chunk, end) => this.onClientSegment(seg, chunk, end),
@@ -81,8 +175,11 @@ export class Relay {
       { maxLineLength: config.max_line_length, headLimit: Math.min(config.max_line_length, 8192) },
     );
     this.serverScanner = new ImapScanner(
-      { segment: (seg, chunk, end) => this.onServerSegment(seg, chunk, end) },
-      { maxLineLength: SERVER_LINE_LIMIT, headLimit: SERVER_HEAD },
+      {
+        segment: (seg, chunk, end) => this.onServerSegment(seg, chunk, end),
+        literal: (_chunk, _start, end) => this.routeTo(end, this.sRoute),
+      },
+      { maxLineLength: SERVER_LINE_LIMIT, headLimit: this.selectCache ? SERVER_HEAD_SELECT_CACHE : SERVER_HEAD },
     );
     this.onServerGone = () => this.serverGone();
   }
@@ -98,7 +195,7 @@ export class Relay {
     client.setTimeout(this.config.idle_timeout * 1000, this.onIdleTimeout);
     if (pendingServer.length > 0) this.onServerData(pendingServer);
     if (pendingClient.length > 0) this.onClientData(pendingClient);
-    client.resume();
+    this.updateClientFlow();
   }
 
   // --- client -> server ----------------------------------------------------
@@ -106,6 +203,15 @@ export class Relay {
   private readonly onClientData = (chunk: Buffer): void => {
     if (this.phase !== 'relay') return;
     this.hooks.trace?.client(chunk);
+    if (this.check !== null) {
+      // The client was paused for the check; bytes already on their way wait for its outcome.
+      this.deferredClient.push(chunk);
+      return;
+    }
+    this.processClient(chunk);
+  };
+
+  private processClient(chunk: Buffer): void {
     if (this.raw) {
       this.writeServer(chunk);
       return;
@@ -123,7 +229,7 @@ export class Relay {
     // LOGOUT, which the server must never see.
     if (this.clientCursor < chunk.length) this.heldClient.push(Buffer.from(chunk.subarray(this.clientCursor)));
     this.flushClient();
-  };
+  }
 
   private flushClient(): void {
     if (this.forwardClient.length === 0) return;
@@ -137,12 +243,18 @@ export class Relay {
       // Back-pressure: a slow server slows the client down instead of
       // growing a buffer here.
       this.clientPaused = true;
-      this.client.pause();
+      this.updateClientFlow();
       this.conn.socket.once('drain', () => {
         this.clientPaused = false;
-        if (this.phase === 'relay') this.client.resume();
+        this.updateClientFlow();
       });
     }
+  }
+
+  /** The client is read while the session relays, the server keeps up and no SELECT is being checked. */
+  private updateClientFlow(): void {
+    if (this.phase === 'relay' && !this.clientPaused && this.check === null) this.client.resume();
+    else this.client.pause();
   }
 
   private onClientSegment(seg: Segment, chunk: Buffer, end: number): void {
@@ -158,20 +270,24 @@ export class Relay {
         this.idleDone = true;
       } else {
         this.currentTag = tagOf(seg.head);
-        if (!this.onClientCommand(seg)) return;
+        if (!this.onClientCommand(seg, bytes, end === chunk.length)) return;
       }
     }
     if (seg.literal !== null && !seg.literal.nonSync) this.literalTag = this.currentTag;
     this.forwardClient.push(bytes);
   }
 
-  /** A new client command starts; false when it must not be forwarded. */
-  private onClientCommand(seg: Segment): boolean {
+  /**
+   * A new client command starts; false when it must not be forwarded.
+   * `lastInChunk`: nothing follows it in the client's data so far.
+   */
+  private onClientCommand(seg: Segment, bytes: Buffer, lastInChunk: boolean): boolean {
     const head = seg.head.toString('latin1');
     const m = /^(\S+) ([A-Za-z]+)(?: ([A-Za-z]+))?/.exec(head);
     if (!m) {
       // Not a command the proxy can read (the server will answer BAD); it has
       // no tag to wait for, so nothing is tracked.
+      if (this.inherited) this.unselectInherited();
       return true;
     }
     const tag = m[1]!;
@@ -186,7 +302,42 @@ export class Relay {
       this.abort('* BYE Too many commands in progress\r\n', `more than ${this.config.max_pending_commands} commands pending`);
       return false;
     }
+    // The proxy read the command's whole first line (its head is not cut short).
+    const lineRead = seg.head.length === seg.length;
+    if (name === 'SELECT' && this.selectCache) {
+      const mailbox = lineRead && seg.literal === null ? cacheableSelect(head) : null;
+      const entry = this.slot.entry;
+      // Only when the SELECT is all the client asked for: nothing outstanding,
+      // nothing after it, no IDLE or AUTHENTICATE in progress.
+      if (mailbox !== null && entry !== null && sameMailbox(entry.mailbox, mailbox) && this.conn.selected && lastInChunk
+        && this.outstanding.size === 0 && this.own.size === 0 && this.forwardClient.length === 0 && this.idleTag === null && this.authTag === null
+        && this.conn.enabled.size === 0) {
+        this.startSelectCheck({ tag, mailbox, bytes: Buffer.from(bytes) });
+        return false;
+      }
+      this.hooks.selectCommand?.(false);
+      this.sendCommand(tag, name, head, lineRead, seg.literal !== null, mailbox);
+      return true;
+    }
+    this.sendCommand(tag, name, head, lineRead, seg.literal !== null, null);
+    return true;
+  }
+
+  /**
+   * Bookkeeping for a client command on its way to the server (its bytes are
+   * queued by the caller). `cacheable`: the mailbox of a SELECT whose reply
+   * may be stored.
+   */
+  private sendCommand(tag: string, name: string, head: string, lineRead: boolean, literal: boolean, cacheable: Buffer | null): void {
+    if (this.inherited && !(HARMLESS_WHILE_INHERITED.has(name) && !(name === 'LIST' && /\bSTATUS\b/i.test(head)))) this.unselectInherited();
     const effects = commandEffects(name, head);
+    const entry = this.slot.entry;
+    if (entry !== null && (effects.enables.length > 0 || !keepsSelectCache(name, head, lineRead, literal, entry.mailbox))) this.slot.entry = null;
+    // A reply is only collected when it cannot mix with another command's.
+    this.store = null;
+    if (cacheable !== null && this.outstanding.size === 0 && this.conn.enabled.size === 0 && effects.enables.length === 0 && this.serverScanner.atBoundary) {
+      this.store = { tag, mailbox: cacheable, parts: [], size: 0, tooLarge: false };
+    }
     this.outstanding.set(tag, { name, effects });
     if (effects.selects) this.conn.selected = true;
     for (const ext of effects.enables) this.conn.enabled.add(ext);
@@ -197,7 +348,102 @@ export class Relay {
     }
     if (name === 'AUTHENTICATE') this.authTag = tag;
     if (name === 'COMPRESS') this.compressTag = tag;
-    return true;
+  }
+
+  /**
+   * The mailbox the previous session left selected must go before this
+   * session's command reaches the server. The UNSELECT goes first in the same
+   * write; the server runs commands in order, so nothing of the next command
+   * can be about the old mailbox.
+   */
+  private unselectInherited(): void {
+    if (this.unselectingInherited) return;
+    this.unselectingInherited = true;
+    this.slot.entry = null;
+    this.conn.selected = false;
+    const command = this.conn.unselectSupported ? 'UNSELECT' : 'EXAMINE ""';
+    const tag = nextTag();
+    this.own.set(tag, (status) => {
+      // UNSELECT must work; the EXAMINE of "" is meant to fail (RFC 3501
+      // §6.3.1: a failed EXAMINE leaves no mailbox selected).
+      if (status === 'BAD' || (status !== 'OK' && command === 'UNSELECT')) {
+        if (this.phase === 'relay') this.abort('* BYE Internal error\r\n', `${command} of the inherited mailbox failed`);
+        else this.finish({ reusable: false, reason: `${command} of the inherited mailbox failed` });
+        return;
+      }
+      this.inherited = false;
+      this.watch.strict = this.check !== null;
+      this.maybeDone();
+    });
+    this.forwardClient.push(Buffer.from(`${tag} ${command}\r\n`, 'latin1'));
+  }
+
+  // --- the select cache ------------------------------------------------------
+
+  /** A SELECT of the mailbox with a cached reply: ask the server (NOOP) whether anything changed. */
+  private startSelectCheck(check: SelectCheck): void {
+    this.check = check;
+    this.updateClientFlow();
+    // While the NOOP runs, any FETCH is news from other sessions.
+    this.watch.strict = true;
+    const tag = nextTag();
+    this.own.set(tag, (status) => this.finishSelectCheck(status));
+    this.conn.write(`${tag} NOOP\r\n`);
+  }
+
+  private finishSelectCheck(status: string): void {
+    const check = this.check!;
+    this.check = null;
+    this.watch.strict = this.inherited;
+    if (this.phase !== 'relay') {
+      // The client left meanwhile: its SELECT never reached the server.
+      this.maybeDone();
+      return;
+    }
+    // The watch has dropped the entry if the NOOP reported anything but plain
+    // status lines, which went on to the client as they came.
+    const entry = this.slot.entry;
+    if (status === 'OK' && entry !== null && sameMailbox(entry.mailbox, check.mailbox) && this.conn.selected) {
+      this.hooks.selectCommand?.(true);
+      const closed = this.clientSelected && this.slot.closedLine !== null ? this.slot.closedLine : EMPTY;
+      this.writeClient(Buffer.concat([closed, entry.body, Buffer.from(`${check.tag} ${entry.status}\r\n`, 'latin1')]));
+      this.clientSelected = true;
+      this.inherited = false;
+      this.watch.strict = false;
+    } else {
+      this.hooks.selectCommand?.(false);
+      this.slot.entry = null;
+      // The client's own SELECT after all. A session that had nothing
+      // selected must not see the `* OK [CLOSED]` of the inherited mailbox:
+      // it is unselected first.
+      this.sendCommand(check.tag, 'SELECT', check.bytes.toString('latin1').replace(/\r?\n$/, ''), true, false, check.mailbox);
+      this.forwardClient.push(check.bytes);
+      this.flushClient();
+    }
+    this.updateClientFlow();
+    if (this.deferredClient.length > 0) {
+      const data = Buffer.concat(this.deferredClient);
+      this.deferredClient = [];
+      this.processClient(data);
+    }
+  }
+
+  /** The forwarded SELECT completed: cache its reply if it may be. */
+  private finishStore(status: string, tagged: Segment): void {
+    const store = this.store!;
+    this.store = null;
+    if (store.tooLarge || tagged.literal !== null || tagged.head.length < tagged.length) return;
+    const statusText = tagged.head.toString('latin1', store.tag.length + 1);
+    if (status !== 'OK') return;
+    const built = buildEntry(store.mailbox, Buffer.concat(store.parts), statusText);
+    if (typeof built === 'string') return;
+    this.slot.entry = built.entry;
+    if (built.closedLine !== null) this.slot.closedLine = built.closedLine;
+  }
+
+  /** The session ends with this mailbox still selected (no UNSELECT): only for a current cached reply. */
+  private keepsSelection(): boolean {
+    return this.selectCache && this.conn.selected && this.slot.entry !== null;
   }
 
   // --- server -> client ----------------------------------------------------
@@ -208,20 +454,91 @@ export class Relay {
       this.writeClient(chunk);
       return;
     }
-    this.serverCursor = 0;
-    this.serverForwarded = 0;
+    this.sChunk = chunk;
+    this.sPos = 0;
+    this.sFwdFrom = -1;
     const used = this.serverScanner.push(chunk);
     if (this.phase === 'done') {
       // The connection went back to the pool in the middle of this chunk: the
       // rest is unsolicited and goes to its new owner (which closes it).
+      this.sChunk = EMPTY;
       if (used < chunk.length) this.conn.dispatch(chunk.subarray(used));
       return;
     }
-    if (this.phase === 'relay' || this.phase === 'logout') {
-      if (this.serverForwarded < chunk.length) {
-        this.writeClient(this.serverForwarded === 0 ? chunk : chunk.subarray(this.serverForwarded));
+    if (this.raw) {
+      // COMPRESS began in this chunk: its rest went to the client as it was.
+      this.sChunk = EMPTY;
+      return;
+    }
+    if (this.sPos < chunk.length) {
+      // A line that has not ended yet.
+      if (this.sStartForwarded) {
+        this.routeTo(chunk.length, 'forward');
+      } else if (!this.sNextFirst) {
+        this.routeTo(chunk.length, this.sRoute);
+      } else if ((this.phase === 'relay' || this.phase === 'logout') && (this.inherited || this.own.size > 0 || this.store !== null)) {
+        // Its fate is not known before its first line is: keep it (what
+        // came before it goes now).
+        this.flushForward();
+        this.sHeld.push(Buffer.from(chunk.subarray(this.sPos)));
+        this.sPos = chunk.length;
+      } else {
+        this.sStartForwarded = true;
+        this.routeTo(chunk.length, 'forward');
       }
     }
+    this.flushForward();
+    this.sChunk = EMPTY;
+  }
+
+  /** Routes the bytes of sChunk up to `to` (the current response's). */
+  private routeTo(to: number, route: 'forward' | 'drop'): void {
+    const from = this.sPos;
+    if (to <= from) return;
+    if (route === 'forward') {
+      if (this.sFwdFrom < 0) this.sFwdFrom = from;
+    } else {
+      this.flushForward();
+    }
+    this.sPos = to;
+  }
+
+  /** Writes the forwarded bytes of sChunk routed so far. */
+  private flushForward(): void {
+    if (this.sFwdFrom >= 0 && this.sPos > this.sFwdFrom) this.emitClient(this.sChunk.subarray(this.sFwdFrom, this.sPos));
+    this.sFwdFrom = -1;
+  }
+
+  /** Server bytes for the client (while it is there), and for a SELECT reply being collected. */
+  private emitClient(data: Buffer): void {
+    const store = this.store;
+    if (store !== null && !store.tooLarge) {
+      store.size += data.length;
+      if (store.size > SELECT_CACHE_MAX_BYTES) {
+        store.tooLarge = true;
+        store.parts = [];
+      } else {
+        store.parts.push(Buffer.from(data));
+      }
+    }
+    if (this.phase === 'relay' || this.phase === 'logout') this.writeClient(data);
+  }
+
+  /** A response begins with the segment ending at `end`: route it (and what was held of it). */
+  private beginResponse(route: 'forward' | 'drop', end: number): void {
+    if (this.sStartForwarded) {
+      // Its start has gone out already; the rest must follow.
+      route = 'forward';
+      this.sStartForwarded = false;
+    }
+    this.sRoute = route;
+    if (this.sHeld.length > 0) {
+      const held = Buffer.concat(this.sHeld);
+      this.sHeld = [];
+      // Held bytes come from earlier chunks: nothing of this chunk precedes them.
+      if (route === 'forward') this.emitClient(held);
+    }
+    this.routeTo(end, route);
   }
 
   private writeClient(data: Buffer): void {
@@ -237,25 +554,59 @@ export class Relay {
     }
   }
 
-  private onServerSegment(seg: Segment, chunk: Buffer, end: number): void {
-    this.serverCursor = end;
-    if (!seg.first) return;
-    const first = seg.head[0];
-    if (first === 0x2a /* * */) return;
-    if (first === 0x2b /* + */) {
+  private onServerSegment(seg: Segment, _chunk: Buffer, end: number): void {
+    const first = this.sNextFirst;
+    this.sNextFirst = seg.literal === null;
+    // Without the select cache (and so without an inherited mailbox) nothing is watched.
+    const watching = this.selectCache || this.inherited;
+    if (!first) {
+      if (watching) this.watch.continued(seg);
+      this.routeTo(end, this.sRoute);
+      if (watching && seg.literal === null) this.watch.end();
+      return;
+    }
+    const b0 = seg.head[0];
+    if (b0 === 0x2a /* * */) {
+      if (!watching) {
+        this.beginResponse('forward', end);
+        return;
+      }
+      const kind = this.watch.begin(seg);
+      // News about a mailbox the client does not know is selected stays here.
+      this.beginResponse(this.inherited && (kind === 'mailbox' || kind === 'fetch') ? 'drop' : 'forward', end);
+      if (seg.literal === null) this.watch.end();
+      return;
+    }
+    if (b0 === 0x2b /* + */) {
       this.literalTag = null;
+      this.beginResponse('forward', end);
       return;
     }
     const sp = seg.head.indexOf(0x20);
-    if (sp <= 0) return;
+    if (sp <= 0) {
+      this.beginResponse('forward', end);
+      return;
+    }
     const tag = seg.head.toString('latin1', 0, sp);
     const status = /^(OK|NO|BAD)\b/i.exec(seg.head.toString('latin1', sp + 1, sp + 5))?.[1]?.toUpperCase() ?? '';
-    if (this.own.delete(tag)) {
-      this.onOwnCompleted(status);
+    const ownDone = this.own.get(tag);
+    if (ownDone) {
+      this.own.delete(tag);
+      this.beginResponse('drop', end);
+      ownDone(status);
       return;
     }
     const cmd = this.outstanding.get(tag);
-    if (!cmd || !completesTag(seg.head, Buffer.from(tag, 'latin1'))) return;
+    if (!cmd || !completesTag(seg.head, Buffer.from(tag, 'latin1'))) {
+      this.beginResponse('forward', end);
+      return;
+    }
+    if (this.store !== null && this.store.tag === tag) {
+      // Everything before this line is the reply's untagged part.
+      this.flushForward();
+      this.finishStore(status, seg);
+    }
+    this.beginResponse('forward', end);
     this.outstanding.delete(tag);
     if (this.literalTag === tag) {
       // The server refused the literal: the client will not send its bytes.
@@ -264,27 +615,40 @@ export class Relay {
     }
     if (tag === this.idleTag) this.idleTag = null;
     if (tag === this.authTag) this.authTag = null;
-    if (cmd.effects.unselects && status === 'OK') this.conn.selected = false;
-    // A failed SELECT/EXAMINE leaves no mailbox selected (RFC 3501 §6.3.1),
-    // unless another one is still on its way.
-    if (cmd.effects.selects && status === 'NO' && ![...this.outstanding.values()].some((o) => o.effects.selects)) {
-      this.conn.selected = false;
+    if (cmd.effects.unselects && status === 'OK') {
+      // ...unless a SELECT/EXAMINE sent after it is still on its way: pipelined
+      // SELECT, UNSELECT, SELECT left the last mailbox selected on a connection
+      // then cached as unselected, and the next session started inside it
+      // (found by test/soak-short.test.ts; B4).
+      if (![...this.outstanding.values()].some((o) => o.effects.selects)) this.conn.selected = false;
+      this.clientSelected = false;
+      this.slot.entry = null;
+    }
+    if (cmd.effects.selects) {
+      if (status === 'OK') this.clientSelected = true;
+      // A failed SELECT/EXAMINE leaves no mailbox selected (RFC 3501 §6.3.1),
+      // unless another one is still on its way.
+      if (status === 'NO') {
+        this.clientSelected = false;
+        if (![...this.outstanding.values()].some((o) => o.effects.selects)) this.conn.selected = false;
+      }
     }
     if (tag === this.compressTag) {
       this.compressTag = null;
       if (status === 'OK') {
         // Everything after this line is deflated: stop reading, never cache.
         this.conn.notReusable ??= 'COMPRESS is active';
-        this.writeClient(chunk.subarray(this.serverForwarded, end));
-        this.serverForwarded = chunk.length;
+        this.slot.entry = null;
+        this.flushForward();
         this.raw = true;
-        const rest = chunk.subarray(end);
+        const rest = this.sChunk.subarray(end);
         if (rest.length > 0) this.writeClient(rest);
+        this.sPos = this.sChunk.length;
         this.serverScanner.pause();
         return;
       }
     }
-    if (this.phase === 'logout' && this.outstanding.size === 0) this.finishLogoutForClient(chunk, end);
+    if (this.phase === 'logout' && this.outstanding.size === 0) this.finishLogoutForClient();
   }
 
   // --- ending ----------------------------------------------------------------
@@ -302,15 +666,12 @@ export class Relay {
       this.idleDone = true;
     }
     this.sendCleanup();
-    if (this.outstanding.size === 0) this.finishLogoutForClient(null, 0);
+    if (this.outstanding.size === 0) this.finishLogoutForClient();
   }
 
   /** Every client command is answered: the client gets BYE and OK and is closed. */
-  private finishLogoutForClient(chunk: Buffer | null, end: number): void {
-    if (chunk) {
-      this.writeClient(chunk.subarray(this.serverForwarded, end));
-      this.serverForwarded = chunk.length;
-    }
+  private finishLogoutForClient(): void {
+    this.flushForward();
     this.phase = 'drain';
     this.detachClient();
     // The client's BYE and OK wait for the clean-up (usually one UNSELECT
@@ -332,6 +693,7 @@ export class Relay {
     }
     if (this.idleTag !== null && !this.idleDone) this.conn.write('DONE\r\n');
     if (this.authTag !== null) this.conn.write('*\r\n');
+    this.resyncing = true;
     this.sendCleanup(true);
     this.maybeDone();
   };
@@ -339,40 +701,56 @@ export class Relay {
   private readonly onIdleTimeout = (): void => {
     if (this.phase !== 'relay') return;
     this.hooks.log.info(`client idle for ${this.config.idle_timeout} s: closing the session`);
-    this.client.end(this.raw ? '' : '* BYE Autologout; idle for too long\r\n'); // no plain text under COMPRESS
+    this.endClient(this.raw ? '' : '* BYE Autologout; idle for too long\r\n'); // no plain text under COMPRESS
     this.onClientClose();
   };
 
-  /** UNSELECT (or the EXAMINE of an impossible name) when a mailbox may be selected, else NOOP when a sync point is needed. */
+  /**
+   * UNSELECT (or the EXAMINE of an impossible name) when a mailbox may be
+   * selected and the select cache does not keep it, else NOOP when a sync
+   * point is needed.
+   */
   private sendCleanup(needSyncPoint = false): void {
     if (this.conn.cannotReset !== null) return;
     let command: string | null = null;
-    if (this.conn.selected) command = this.conn.unselectSupported ? 'UNSELECT' : 'EXAMINE ""';
-    else if (needSyncPoint) command = 'NOOP';
-    if (command === null) return;
-    const tag = nextTag();
-    this.own.add(tag);
-    this.conn.write(`${tag} ${command}\r\n`);
-    this.drainTimer = setTimeout(() => this.finish({ reusable: false, reason: `no answer to ${command} within ${this.config.resync_timeout} s` }), this.config.resync_timeout * 1000);
-  }
-
-  private onOwnCompleted(status: string): void {
-    // UNSELECT must succeed; the EXAMINE of "" is meant to fail (it leaves no
-    // mailbox selected either way); NOOP only has to come back.
-    this.conn.selected = false;
-    if (status === 'BAD') {
-      this.finish({ reusable: false, reason: 'clean-up command rejected' });
+    let done: (status: string) => void;
+    if (this.conn.selected && !this.keepsSelection()) {
+      command = this.conn.unselectSupported ? 'UNSELECT' : 'EXAMINE ""';
+      done = (status) => {
+        // UNSELECT must succeed; the EXAMINE of "" is meant to fail (it leaves
+        // no mailbox selected either way).
+        this.conn.selected = false;
+        this.slot.entry = null;
+        if (status === 'BAD') this.finish({ reusable: false, reason: 'clean-up command rejected' });
+        else this.maybeDone();
+      };
+    } else if (needSyncPoint) {
+      // NOOP only has to come back (what it reports goes through the watch).
+      command = 'NOOP';
+      done = (status) => {
+        if (status === 'BAD') this.finish({ reusable: false, reason: 'clean-up command rejected' });
+        else this.maybeDone();
+      };
+    } else {
       return;
     }
-    this.maybeDone();
+    const tag = nextTag();
+    this.own.set(tag, done);
+    this.conn.write(`${tag} ${command}\r\n`);
+    if (this.drainTimer) clearTimeout(this.drainTimer);
+    this.drainTimer = setTimeout(() => this.finish({ reusable: false, reason: `no answer to ${command} within ${this.config.resync_timeout} s` }), this.config.resync_timeout * 1000);
   }
 
   private maybeDone(): void {
     if (this.phase !== 'drain') return;
     const blocker = this.conn.cannotReset;
     if (blocker !== null) return this.finish({ reusable: false, reason: blocker });
-    if (this.outstanding.size === 0 && this.own.size === 0) this.finish({ reusable: true });
-    else if (!this.drainTimer) {
+    if (this.outstanding.size === 0 && this.own.size === 0) {
+      // A mailbox kept for the select cache whose reply turned out to be out
+      // of date (the last replies reported changes): unselect it after all.
+      if (this.conn.selected && !this.keepsSelection()) return this.sendCleanup();
+      this.finish({ reusable: true });
+    } else if (!this.drainTimer) {
       this.drainTimer = setTimeout(() => this.finish({ reusable: false, reason: `commands still pending after ${this.config.resync_timeout} s` }), this.config.resync_timeout * 1000);
     }
   }
@@ -382,8 +760,12 @@ export class Relay {
     const wasRelaying = this.phase === 'relay' || this.phase === 'logout';
     this.hooks.log.err(`Raw_Proxy(): IMAP server unexpectedly closed the connection on sd ${this.conn.id}`);
     // Under COMPRESS the client's stream is DEFLATE data: a plain-text BYE
-    // would corrupt it (RFC 4978), so the client is only closed.
-    if (wasRelaying && !this.client.destroyed) this.client.end(this.raw ? '' : '* BYE IMAP server closed the connection\r\n');
+    // would corrupt it (RFC 4978), so the client is only closed. So it is
+    // when the server died in the middle of a response line or literal: the
+    // BYE would land inside it (found by test/faults.test.ts, a server that
+    // drops mid-FETCH).
+    const clean = !this.raw && this.serverScanner.atBoundary;
+    if (wasRelaying) this.endClient(clean ? '* BYE IMAP server closed the connection\r\n' : '');
     this.detachClient();
     this.finish({ reusable: false, reason: 'server closed the connection' });
   }
@@ -392,13 +774,14 @@ export class Relay {
   private abort(bye: string, reason: string): void {
     this.phase = 'drain';
     this.detachClient();
-    if (!this.client.destroyed) this.client.end(bye);
+    this.endClient(bye);
     this.finish({ reusable: false, reason });
   }
 
   private detachClient(): void {
     this.client.off('data', this.onClientData);
     this.client.setTimeout(0);
+    this.deferredClient = [];
     // Nothing goes to the client any more: if its back-pressure paused the
     // server side, read on. Otherwise the clean-up never sees the replies it
     // waits for, and a client that stopped reading a big FETCH and then
@@ -416,10 +799,24 @@ export class Relay {
     this.client.off('close', this.onClientClose);
     this.client.off('error', this.onClientClose);
     this.conn.socket.resume();
+    // A connection that is not cached takes its select cache with it; one
+    // that is keeps it only with the mailbox still selected.
+    if (!outcome.reusable || !this.conn.selected) this.slot.entry = null;
+    if (this.resyncing) this.hooks.resync?.(outcome.reusable);
     this.hooks.done(outcome);
-    if (this.logoutTag !== null && !this.client.destroyed) {
-      this.client.end(`* BYE LOGOUT received\r\n${this.logoutTag} OK Completed\r\n`);
-    }
+    if (this.logoutTag !== null) this.endClient(`* BYE LOGOUT received\r\n${this.logoutTag} OK Completed\r\n`);
+  }
+
+  /**
+   * Last words to the client, then closed within 5 s even if it never closes
+   * its side: a client that ignored the BYE (or a dead peer after
+   * idle_timeout) kept its descriptor, and its place under max_clients, for
+   * as long as it liked (found by test/limits.test.ts).
+   */
+  private endClient(text: string): void {
+    if (this.client.destroyed) return;
+    this.client.end(text);
+    setTimeout(() => this.client.destroy(), 5000).unref();
   }
 }
 

@@ -126,7 +126,7 @@ export const OPTIONS = {
   },
   enable_select_cache: {
     type: 'boolean', default: false, since: '1.2.8',
-    description: 'Select cache (accepted for compatibility; not implemented yet, so SELECT always reaches the server).',
+    description: 'Answer a repeated SELECT of the mailbox still selected on the server connection from its last reply when a NOOP shows nothing changed.',
   },
   foreground_mode: {
     type: 'boolean', default: false, since: '1.2.8',
@@ -254,7 +254,7 @@ export const OPTIONS = {
   },
   preauth_idle_timeout: {
     type: 'seconds', default: 300, min: 1, since: 'imapproxy-ts',
-    description: 'Seconds a client may stay silent before logging in.',
+    description: 'Seconds a client may go without completing a command before logging in (a line sent a byte at a time does not count).',
   },
   login_timeout: {
     type: 'seconds', default: 60, min: 1, since: 'imapproxy-ts',

@@ -1,0 +1,201 @@
+// The select cache (`enable_select_cache`, SPEC §5, fixing B3): per server
+// connection, the last SELECT reply for the mailbox that is still selected on
+// the server. The relay answers a repeated SELECT of that mailbox from here
+// after a NOOP showed the server has nothing new to say about it.
+//
+// What this module decides, and why:
+// - which replies may be stored: OK only (never NO/BAD), whole or not at all
+//   (at most SELECT_CACHE_MAX_BYTES: the original lost lines and sent SELECT
+//   twice above 8 KB), and only one that says `* 0 RECENT`. \Recent belongs to
+//   the server session that first saw a message; the first SELECT of a
+//   connection claims them, and selecting again shows `* 0 RECENT`. A reply
+//   with RECENT n > 0 replayed later would announce messages as recent a second
+//   time; a reply with `* 0 RECENT` is exactly what the server would say again
+//   as long as nothing arrived, which the NOOP and the response watch check;
+// - which client commands may change what a SELECT reply shows (and so drop
+//   the entry): everything but a list of read-only commands. When unsure, drop.
+// The relay keeps the entry in step with the server's responses (mailbox-watch.ts).
+
+import type { BackendConnection } from '../backend/backend-connection.js';
+
+/** Largest SELECT reply kept (untagged part). Larger replies are relayed whole and not cached. */
+export const SELECT_CACHE_MAX_BYTES = 64 * 1024;
+
+export interface CachedSelect {
+  /** The mailbox name as decoded from the client's SELECT. */
+  mailbox: Buffer;
+  /** The untagged responses as the server sent them, CRLFs included, `* OK [CLOSED]` left out. */
+  body: Buffer;
+  /** The tagged status after the tag: `OK [READ-WRITE] Select completed.` */
+  status: string;
+  /** `[UNSEEN n]` of the reply: the first message without \Seen; null when the server sent none. */
+  firstUnseen: number | null;
+}
+
+/** The select cache state of one server connection. It outlives the sessions that use the connection. */
+export interface SelectCacheSlot {
+  /** Valid for the mailbox the server has selected, or null. */
+  entry: CachedSelect | null;
+  /**
+   * The server's `* OK [CLOSED] ...` line (CRLF included), once it sent one on
+   * this connection: a cached reply to a session that already has a mailbox
+   * selected starts with it, as the server's own reply would.
+   */
+  closedLine: Buffer | null;
+}
+
+// A WeakMap rather than a field: the slot belongs to the relay's view of the
+// connection, and goes away with it.
+const slots = new WeakMap<BackendConnection, SelectCacheSlot>();
+
+export function selectCacheSlot(conn: BackendConnection): SelectCacheSlot {
+  let slot = slots.get(conn);
+  if (!slot) slots.set(conn, (slot = { entry: null, closedLine: null }));
+  return slot;
+}
+
+// --- mailbox names -----------------------------------------------------------
+
+/**
+ * Decodes an atom or a quoted string at `text[i]` (RFC 3501 astring, without
+ * literals): the name's bytes and the index after it, or null.
+ */
+export function readAstring(text: string, i: number): { value: Buffer; end: number } | null {
+  if (text[i] === '"') {
+    let out = '';
+    for (let j = i + 1; j < text.length; j++) {
+      const c = text[j]!;
+      if (c === '"') return { value: Buffer.from(out, 'latin1'), end: j + 1 };
+      if (c === '\\') {
+        const e = text[++j];
+        if (e !== '"' && e !== '\\') return null;
+        out += e;
+      } else if (c === '\r' || c === '\n') {
+        return null;
+      } else {
+        out += c;
+      }
+    }
+    return null;
+  }
+  let j = i;
+  // ASTRING-CHAR: any CHAR except atom-specials, plus `]`.
+  while (j < text.length && !/[\x00-\x20(){%*"\\\x7f-\xff]/.test(text[j]!)) j++;
+  if (j === i) return null;
+  return { value: Buffer.from(text.slice(i, j), 'latin1'), end: j };
+}
+
+/** The same mailbox, as IMAP compares names: INBOX in any case, every other name exactly. */
+export function sameMailbox(a: Buffer, b: Buffer): boolean {
+  if (a.equals(b)) return true;
+  return a.length === 5 && b.length === 5 && a.toString('latin1').toUpperCase() === 'INBOX' && b.toString('latin1').toUpperCase() === 'INBOX';
+}
+
+/**
+ * `tag SELECT mailbox` with nothing after the name (no CONDSTORE/QRESYNC
+ * parameters, whose replies differ) and no literal: the mailbox, else null.
+ */
+export function cacheableSelect(head: string): Buffer | null {
+  const m = /^\S+ SELECT /i.exec(head);
+  if (!m) return null;
+  const name = readAstring(head, m[0].length);
+  if (!name || name.end !== head.length) return null;
+  return name.value;
+}
+
+// --- what a client command does to the cached reply --------------------------
+
+/**
+ * Commands that never change the selected mailbox, its selection or the
+ * state a SELECT reply shows (counts, UIDNEXT, UIDVALIDITY, flags, first
+ * unseen). Changes other sessions make arrive as untagged responses to these
+ * as well; the relay watches those separately.
+ */
+const READ_ONLY = new Set([
+  'CAPABILITY', 'NOOP', 'CHECK', 'IDLE', 'ID', 'NAMESPACE',
+  'LIST', 'LSUB', 'XLIST', 'STATUS', 'CREATE', 'SUBSCRIBE', 'UNSUBSCRIBE',
+  'SEARCH', 'UID SEARCH', 'ESEARCH', 'SORT', 'UID SORT', 'THREAD', 'UID THREAD',
+  'GETQUOTA', 'GETQUOTAROOT', 'GETACL', 'MYRIGHTS', 'LISTRIGHTS', 'GETMETADATA',
+]);
+
+/** FETCH items that set \Seen (everything but the .PEEK forms, RFC822.HEADER and RFC822.SIZE). */
+const SETS_SEEN = /(?:^|[\s(])(?:BODY|BINARY)\[|(?:^|[\s(])RFC822(?:\.TEXT)?(?=[\s)]|$)/i;
+
+/**
+ * Whether the cached reply for `cached` is still right after the client
+ * command `name` reaches the server. `head` is its first line, `lineRead`
+ * when the proxy has all of that line, `literal` when a literal follows it.
+ */
+export function keepsSelectCache(name: string, head: string, lineRead: boolean, literal: boolean, cached: Buffer): boolean {
+  if (READ_ONLY.has(name)) return true;
+  if (!lineRead) return false;
+  if (name === 'FETCH' || name === 'UID FETCH') {
+    // Items after a literal are not in sight.
+    return !literal && !SETS_SEEN.test(head.slice(head.indexOf(' ') + 1 + name.length + 1));
+  }
+  // APPEND and COPY into another mailbox leave this one alone (the message
+  // of an APPEND is the literal after the first line).
+  let target: Buffer | null = null;
+  if (name === 'APPEND') {
+    const m = /^\S+ APPEND /i.exec(head);
+    if (m) target = readAstring(head, m[0].length)?.value ?? null;
+  } else if (name === 'COPY' || name === 'UID COPY') {
+    const m = /^\S+ (?:UID )?COPY \S+ /i.exec(head);
+    const mailbox = m ? readAstring(head, m[0].length) : null;
+    // The whole command is `tag COPY set mailbox`: a literal would be the mailbox.
+    if (mailbox && mailbox.end === head.length && !literal) target = mailbox.value;
+  }
+  return target !== null && !sameMailbox(target, cached);
+}
+
+// --- storing a reply -----------------------------------------------------------
+
+/** `* OK [CODE ...]` codes that belong in a SELECT reply (RFC 3501 §6.3.1, RFC 7162, RFC 8474). */
+const SELECT_CODES = new Set(['PERMANENTFLAGS', 'UNSEEN', 'UIDVALIDITY', 'UIDNEXT', 'HIGHESTMODSEQ', 'NOMODSEQ', 'MAILBOXID', 'URLMECH', 'ANNOTATIONS']);
+
+/**
+ * Builds an entry from the untagged bytes of a SELECT reply (complete CRLF
+ * lines, no literals) and its tagged status; a reason string when the reply
+ * may not be cached.
+ */
+export function buildEntry(mailbox: Buffer, untagged: Buffer, status: string): { entry: CachedSelect; closedLine: Buffer | null } | string {
+  if (!/^OK\b/i.test(status)) return 'not OK';
+  if (untagged.length > SELECT_CACHE_MAX_BYTES) return 'too large';
+  const kept: Buffer[] = [];
+  let closedLine: Buffer | null = null;
+  let exists = false;
+  let recent: number | null = null;
+  let firstUnseen: number | null = null;
+  let pos = 0;
+  while (pos < untagged.length) {
+    const nl = untagged.indexOf(0x0a, pos);
+    if (nl < 0) return 'incomplete line';
+    const line = untagged.subarray(pos, nl + 1);
+    pos = nl + 1;
+    const text = line.toString('latin1').replace(/\r?\n$/, '');
+    if (/\{\d+\+?\}$/.test(text)) return 'literal in the reply';
+    let m: RegExpExecArray | null;
+    if (/^\* FLAGS \(/i.test(text)) {
+      kept.push(line);
+    } else if ((m = /^\* (\d+) (EXISTS|RECENT)$/i.exec(text))) {
+      if (m[2]!.toUpperCase() === 'EXISTS') exists = true;
+      else recent = Number(m[1]);
+      kept.push(line);
+    } else if ((m = /^\* OK \[([A-Za-z-]+)(?: ([^\]]*))?\]/i.exec(text))) {
+      const code = m[1]!.toUpperCase();
+      if (code === 'CLOSED') {
+        closedLine = Buffer.from(line);
+        continue;
+      }
+      if (!SELECT_CODES.has(code)) return `unexpected response ${code}`;
+      if (code === 'UNSEEN') firstUnseen = Number(m[2]);
+      kept.push(line);
+    } else {
+      return 'unexpected response';
+    }
+  }
+  if (!exists) return 'no EXISTS';
+  if (recent !== 0) return 'RECENT is not 0';
+  if (firstUnseen !== null && !(Number.isSafeInteger(firstUnseen) && firstUnseen > 0)) return 'bad UNSEEN';
+  return { entry: { mailbox, body: Buffer.concat(kept), status, firstUnseen }, closedLine };
+}
