@@ -260,7 +260,9 @@ test('SIGHUP changes cache_expiration_time, for connections already cached too',
   const cachedAt = Date.now();
   await proxy.waitForLog(new RegExp(`info: Expiring server sd \\[${second!.sd}\\]$`), 5000);
   const lived = Date.now() - cachedAt;
-  t.true(lived > 1500 && lived < 3500, `lived ${lived} ms`);
+  // Wide margins: cachedAt is seen through log polling on a loaded machine;
+  // the point is 2 s instead of 300 s, not a timing measurement.
+  t.true(lived > 800 && lived < 4500, `lived ${lived} ms`);
   // the server saw LOGOUTs
   await eventually('Dovecot logged both out', async () => {
     const log = await readFile(dovecot.logFile, 'utf8');
