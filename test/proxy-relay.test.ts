@@ -20,6 +20,7 @@ import { seedMailboxes } from './helpers/maildir-seed.js';
 import { LOOPBACK } from './helpers/ports.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { RawClient } from './helpers/transcript.js';
+import { startTap, type Tap } from './helpers/tap.js';
 
 const REUSE = '* OK [XPROXYREUSE] IMAP connection reused by imapproxy';
 const MAX_LINE = 2048;
@@ -42,68 +43,10 @@ test.after.always(async () => {
   await dovecot?.stop();
 });
 
-/**
- * A TCP pass-through between the proxy and Dovecot that records what the
- * proxy sends on each server connection, to check what the server saw.
- */
-interface Tap {
-  port: number;
-  /** Bytes the proxy sent, per server connection, in connection order. */
-  sent: Buffer[][];
-  close(): Promise<void>;
-}
-
-async function startTap(target: number): Promise<Tap> {
-  const sent: Buffer[][] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ noDelay: true }, (from) => {
-    const record: Buffer[] = [];
-    sent.push(record);
-    const to = net.connect({ host: LOOPBACK, port: target, noDelay: true });
-    for (const s of [from, to]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        sockets.delete(s);
-        from.destroy();
-        to.destroy();
-      });
-    }
-    from.on('data', (b: Buffer) => record.push(b));
-    from.pipe(to);
-    to.pipe(from);
-  });
-  await new Promise<void>((resolve) => server.listen({ host: LOOPBACK, port: 0 }, () => resolve()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    sent,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/**
- * The command lines the server received on each connection logged in as
- * `user`, after the LOGIN; the proxy's own tags (X<hex>.<n>) read "P".
- */
-function serverSaw(user: string): string[][] {
-  const out: string[][] = [];
-  for (const record of tap.sent) {
-    const lines = Buffer.concat(record).toString('latin1').split('\r\n');
-    const at = lines.findIndex((l) => new RegExp(`^\\S+ LOGIN "${user}" `).test(l));
-    if (at < 0) continue;
-    out.push(lines.slice(at + 1).filter((l) => l !== '').map((l) => l.replace(/^X[0-9A-F]{6}\.\d+ /, 'P ')));
-  }
-  return out;
-}
-
 /** serverSaw(user) once it equals `expected` (bytes may still be on their way), for up to 3 s. */
 async function assertServerSaw(t: ExecutionContext, user: string, expected: string[][]): Promise<void> {
-  for (let i = 0; i < 150 && JSON.stringify(serverSaw(user)) !== JSON.stringify(expected); i++) await sleep(20);
-  t.deepEqual(serverSaw(user), expected, `what the server received for ${user}`);
+  for (let i = 0; i < 150 && JSON.stringify(tap.serverSaw(user)) !== JSON.stringify(expected); i++) await sleep(20);
+  t.deepEqual(tap.serverSaw(user), expected, `what the server received for ${user}`);
 }
 
 // --- helpers -----------------------------------------------------------------
