@@ -351,7 +351,11 @@ start_ours
   echo "host: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r)"
   echo "node $(node --version), $("$PYTHON" --version 2>&1), dovecot $(dovecot --version | cut -d' ' -f1), imapproxy $(dpkg-query -W -f='${Version}' imapproxy 2>/dev/null)"
   echo "repo: $(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$REPO" && [ -n "$(git status --porcelain -- packages 2>/dev/null)" ] && echo ' + uncommitted changes in packages/')"
-  echo "mode: $MODE quick=$QUICK rounds=$ROUNDS webmail ${WEB_W}s+${WEB_D}s bulk ${THR_W}s+${THR_D}s cpu-prof=$CPU_PROF"
+  if [ "$MODE" = scale ]; then
+    echo "mode: scale, $SCALE_CONNECTIONS connections ($SCALE_LOGGED_IN logged in), held ${SCALE_HOLD}s, ulimit -n $(ulimit -n)"
+  else
+    echo "mode: matrix quick=$QUICK rounds=$ROUNDS webmail ${WEB_W}s+${WEB_D}s bulk ${THR_W}s+${THR_D}s cpu-prof=$CPU_PROF"
+  fi
   echo "pids: dovecot $DPID (port $DPORT) c-imapproxyd ${CPID:--} (port $CPORT) ours $OPID (port $OPORT)"
   echo "loadavg before: $(cat /proc/loadavg)"
 } | tee "$OUT/env.txt" >&2
