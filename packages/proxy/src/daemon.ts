@@ -74,7 +74,11 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
   let statsErrorLoggedAt = 0;
   try {
     // /run is a tmpfs: the directory of the default stat file is gone after a reboot.
-    fs.mkdirSync(path.dirname(config.stat_filename), { recursive: true, mode: 0o755 });
+    // A directory we create belongs to the proxy user, like the control
+    // socket's (often the same /run/imapproxy), so files in it can be removed
+    // at exit after the privilege drop.
+    const createdDir = fs.mkdirSync(path.dirname(config.stat_filename), { recursive: true, mode: 0o755 });
+    if (createdDir !== undefined && user) fs.chownSync(path.dirname(config.stat_filename), user.uid, user.gid);
     statsWriter = new StatsFileWriter(stats, config.stat_filename, {
       onError: (err) => {
         if (Date.now() - statsErrorLoggedAt < 60_000) return;
