@@ -31,6 +31,7 @@ import { IMAPPROXYD, startProxy, type Proxy } from './helpers/proxy.js';
 import { eventually, waitForCached, waitForLogLines } from './helpers/proxy-log.js';
 import { makeSelfSignedCert, type CertFiles } from './helpers/tls-cert.js';
 import { RawClient } from './helpers/transcript.js';
+import { startTap, type Tap } from './helpers/tap.js';
 
 const run = promisify(execFile);
 
@@ -88,7 +89,8 @@ test.before(async () => {
   // Right after start Dovecot may greet with "* OK Waiting for authentication process to respond.."
   // (no capabilities); the proxies' first greeting fetch must see the real one.
   await Promise.all([dv, dvLoginDisabled, dvWrongName].map(authReady));
-  tap = await startTap(dvLoginDisabled.port);
+  // From 127.0.0.2, which Dovecot does not treat as a secure (local) address.
+  tap = await startTap(dvLoginDisabled.port, { localAddress: TAP_SOURCE });
   // tls_ca_path: a directory with Dovecot's certificate among other files
   const caDir = path.join(dir, 'ca');
   await mkdir(caDir);
@@ -121,51 +123,6 @@ test.after.always(async () => {
 });
 
 // --- helpers -----------------------------------------------------------------
-
-/**
- * A TCP pass-through between a proxy and Dovecot that records the bytes of
- * each server connection in both directions. It connects to Dovecot from
- * 127.0.0.2, which Dovecot does not treat as a secure (local) address.
- */
-interface Tap {
-  port: number;
-  /** Per server connection, in connection order. */
-  connections: Array<{ toServer: Buffer[]; toProxy: Buffer[] }>;
-  close(): Promise<void>;
-}
-
-async function startTap(target: number): Promise<Tap> {
-  const connections: Tap['connections'] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ noDelay: true }, (from) => {
-    const record = { toServer: [] as Buffer[], toProxy: [] as Buffer[] };
-    connections.push(record);
-    const to = net.connect({ host: LOOPBACK, port: target, localAddress: TAP_SOURCE, noDelay: true });
-    for (const s of [from, to]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        sockets.delete(s);
-        from.destroy();
-        to.destroy();
-      });
-    }
-    from.on('data', (b: Buffer) => record.toServer.push(b));
-    to.on('data', (b: Buffer) => record.toProxy.push(b));
-    from.pipe(to);
-    to.pipe(from);
-  });
-  await new Promise<void>((resolve) => server.listen({ host: LOOPBACK, port: 0 }, () => resolve()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 const pass = (user: string): string => user.replace(/^user/, 'pass');
 
@@ -339,7 +296,7 @@ test('TLS sessions to the server are resumed on later connections', async (t) =>
 });
 
 test('LOGINDISABLED server (B2): every connection does STARTTLS first; the password never crosses in clear', async (t) => {
-  const before = tap.connections.length;
+  const before = tap.sent.length;
   // Two new server connections for two users, and the greeting fetch at start
   for (const user of ['user1', 'user2']) {
     const c = await RawClient.connect(pLoginDisabled.port);
@@ -350,9 +307,10 @@ test('LOGINDISABLED server (B2): every connection does STARTTLS first; the passw
   }
   t.is(await dvLoginDisabled.loginCount('user1'), 1);
   t.is(await dvLoginDisabled.loginCount('user2'), 1);
-  t.true(tap.connections.length >= before + 2);
-  t.true(tap.connections.length >= 3, 'the greeting fetch went through the tap too');
-  for (const [i, { toServer, toProxy }] of tap.connections.entries()) {
+  t.true(tap.sent.length >= before + 2);
+  t.true(tap.sent.length >= 3, 'the greeting fetch went through the tap too');
+  for (const [i, toServer] of tap.sent.entries()) {
+    const toProxy = tap.received[i]!;
     const fromServer = Buffer.concat(toProxy);
     const sent = Buffer.concat(toServer);
     // What Dovecot said in clear: a greeting with LOGINDISABLED, then OK to STARTTLS.

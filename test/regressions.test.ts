@@ -33,7 +33,8 @@ import { LOOPBACK } from './helpers/ports.js';
 import { isAlive, signal, waitForExit } from './helpers/process-tree.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { eventually, waitForCached, waitForLogLines } from './helpers/proxy-log.js';
-import { Bare, FAKE_GREETING, startFakeServer, startTap, statsWhen, type FakeConn } from './helpers/reliability.js';
+import { Bare, FAKE_GREETING, startFakeServer, statsWhen, type FakeConn } from './helpers/reliability.js';
+import { startTap } from './helpers/tap.js';
 import { RawClient } from './helpers/transcript.js';
 
 const REUSED = '* OK [XPROXYREUSE] IMAP connection reused by imapproxy';

@@ -186,53 +186,6 @@ export class Bare {
   }
 }
 
-/**
- * A TCP pass-through to `target` that records what each side sent, per
- * connection (the proxy's bytes to the server, and the server's replies).
- */
-export interface Tap {
-  port: number;
-  /** Per connection, in connection order: what the proxy sent. */
-  sent: Buffer[][];
-  /** Everything the proxy sent, as one latin1 string. */
-  allSent(): string;
-  close(): Promise<void>;
-}
-
-/** `localAddress`: the source address towards the target (127.0.0.2 is not "localhost" to Dovecot, so not secured). */
-export async function startTap(target: number, opts: { localAddress?: string } = {}): Promise<Tap> {
-  const sent: Buffer[][] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ noDelay: true }, (from) => {
-    const record: Buffer[] = [];
-    sent.push(record);
-    const to = net.connect({ host: LOOPBACK, port: target, noDelay: true, localAddress: opts.localAddress });
-    for (const s of [from, to]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        sockets.delete(s);
-        from.destroy();
-        to.destroy();
-      });
-    }
-    from.on('data', (b: Buffer) => record.push(b));
-    from.pipe(to);
-    to.pipe(from);
-  });
-  await new Promise<void>((resolve) => server.listen({ host: LOOPBACK, port: 0 }, () => resolve()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    sent,
-    allSent: () => sent.map((r) => Buffer.concat(r).toString('latin1')).join('\n--\n'),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 // --- a scripted fake IMAP server (fault injection only) ---------------------------
 
 /** One connection to the fake server, as its script sees it. */

@@ -8,6 +8,10 @@ export interface Tap {
   port: number;
   /** Bytes the proxy sent, per server connection, in connection order. */
   sent: Buffer[][];
+  /** Bytes the server sent back, per server connection (same order as `sent`). */
+  received: Buffer[][];
+  /** Everything the proxy sent, as one latin1 string, connections separated by `\n--\n`. */
+  allSent(): string;
   /**
    * The command lines the server received on each connection logged in as
    * `user`, after the LOGIN; the proxy's own tags (X<hex>.<n>) read "P".
@@ -24,6 +28,11 @@ export interface TapOptions {
    * read boundaries somewhere.
    */
   splitServerBytes?: { seed: number };
+  /**
+   * Source address of the connections to the server, e.g. 127.0.0.2, which
+   * Dovecot does not count as a secure (local) address.
+   */
+  localAddress?: string;
 }
 
 /** mulberry32: a small seeded PRNG, so a failing split can be replayed. */
@@ -41,11 +50,14 @@ function prng(seed: number): () => number {
 export async function startTap(target: number, options: TapOptions = {}): Promise<Tap> {
   const random = options.splitServerBytes ? prng(options.splitServerBytes.seed) : null;
   const sent: Buffer[][] = [];
+  const received: Buffer[][] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true }, (from) => {
     const record: Buffer[] = [];
+    const back: Buffer[] = [];
     sent.push(record);
-    const to = net.connect({ host: LOOPBACK, port: target, noDelay: true });
+    received.push(back);
+    const to = net.connect({ host: LOOPBACK, port: target, localAddress: options.localAddress, noDelay: true });
     for (const s of [from, to]) {
       sockets.add(s);
       s.on('error', () => {});
@@ -56,6 +68,7 @@ export async function startTap(target: number, options: TapOptions = {}): Promis
       });
     }
     from.on('data', (b: Buffer) => record.push(b));
+    to.on('data', (b: Buffer) => back.push(b));
     from.pipe(to);
     if (random === null) {
       to.pipe(from);
@@ -79,6 +92,8 @@ export async function startTap(target: number, options: TapOptions = {}): Promis
   return {
     port: (server.address() as net.AddressInfo).port,
     sent,
+    received,
+    allSent: () => sent.map((r) => Buffer.concat(r).toString('latin1')).join('\n--\n'),
     serverSaw(user) {
       const out: string[][] = [];
       for (const record of sent) {
