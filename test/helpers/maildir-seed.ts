@@ -12,6 +12,7 @@
 // Dovecot gives new maildir files UIDs in file-name (timestamp) order.
 import { chownSync, linkSync, mkdirSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
+import { prng } from './prng.js';
 
 export interface SeedMessage {
   /** UID and sequence number in a freshly seeded mailbox. */
@@ -72,17 +73,6 @@ const SUBJECTS: Array<string | undefined> = [
 const WORDS = ('imap proxy cache server client mailbox message folder select fetch envelope header ' +
   'body literal session login logout connection pool latency webmail dovecot quota flag seen').split(' ');
 
-/** mulberry32: small deterministic PRNG, so every run seeds identical bytes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function textBody(rnd: () => number, approxBytes: number): string {
   const lines: string[] = [];

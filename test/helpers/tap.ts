@@ -3,6 +3,7 @@
 // (for example: did a SELECT reach the server, or only the proxy's NOOP?).
 import net from 'node:net';
 import { LOOPBACK } from './ports.js';
+import { prng } from './prng.js';
 
 export interface Tap {
   port: number;
@@ -35,17 +36,6 @@ export interface TapOptions {
   localAddress?: string;
 }
 
-/** mulberry32: a small seeded PRNG, so a failing split can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export async function startTap(target: number, options: TapOptions = {}): Promise<Tap> {
   const random = options.splitServerBytes ? prng(options.splitServerBytes.seed) : null;
