@@ -3,3 +3,4 @@ export * from './config-error.js';
 export * from './load.js';
 export * from './render.js';
 export * from './schema.js';
+export * from './lists.js';

@@ -24,13 +24,13 @@ test('--help-config shows type, default and description', (t) => {
   const lines = renderConfigHelp().split('\n');
   const at = lines.findIndex((line) => line.startsWith('  server_port '));
   t.deepEqual(lines.slice(at, at + 2), [
-    '  server_port                port                     default: 143',
+    '  server_port                       port                     default: 143',
     '      Port of the backend IMAP server; 993 needs server_tls yes (without it a warning is logged and plain IMAP is spoken).',
   ]);
   const timeout = lines.findIndex((line) => line.startsWith('  connect_timeout '));
-  t.is(lines[timeout], '  connect_timeout            seconds 1-2147483        default: 10');
+  t.is(lines[timeout], '  connect_timeout                   seconds 1-2147483        default: 10');
   const address = lines.findIndex((line) => line.startsWith('  listen_address '));
-  t.is(lines[address], '  listen_address             string                   default: not set');
+  t.is(lines[address], '  listen_address                    string                   default: not set');
 });
 
 test('-t shows every option, marks defaults, masks secrets', (t) => {

@@ -63,6 +63,16 @@ test('every default, as the README and SPEC B6 state them', (t) => {
     max_reuse_age: 0,
     max_reuse_count: 0,
     control_socket: '/run/imapproxy/control.sock',
+    server_health_interval: 10,
+    server_health_timeout: 5,
+    listen_proxy_protocol: false,
+    client_tls_listen_proxy_protocol: false,
+    proxy_protocol_trusted_networks: '127.0.0.0/8 ::1',
+    proxy_protocol_timeout: 5,
+    send_originating_ip: false,
+    cache_key_client_ip: false,
+    metrics_listen_address: '127.0.0.1',
+    metrics_listen_port: 0,
     strict_config: false,
   };
   t.deepEqual(defaultConfig(), expected);

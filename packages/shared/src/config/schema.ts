@@ -33,6 +33,10 @@ interface OptionValueTypes {
   facility: Facility;
   priority: Priority;
   ipversion: IpVersion;
+  /** Kept as written; split with parseHostList(). */
+  hostlist: string;
+  /** Kept as written; split with parseNetworkList() / networkBlockList(). */
+  networks: string;
 }
 
 interface OptionBase {
@@ -54,6 +58,8 @@ export type OptionSpec = OptionBase & (
   | { readonly type: 'facility'; readonly default: Facility }
   | { readonly type: 'priority'; readonly default?: Priority }
   | { readonly type: 'ipversion'; readonly default: IpVersion }
+  | { readonly type: 'hostlist'; readonly default: string }
+  | { readonly type: 'networks'; readonly default: string }
 );
 
 /** The largest C `int`: the original read every number into one. */
@@ -65,8 +71,8 @@ const INT_MAX = 2147483647;
 export const OPTIONS = {
   // --- up-imapproxy 1.2.8 ---
   server_hostname: {
-    type: 'string', default: 'localhost', since: '1.2.8',
-    description: 'Host name or address of the backend IMAP server.',
+    type: 'hostlist', default: 'localhost', since: '1.2.8',
+    description: 'Backend IMAP server: a host name or address; several (host or host:port, separated by commas or blanks) for health-checked failover with users kept on one server.',
   },
   server_port: {
     type: 'port', default: 143, since: '1.2.8',
@@ -299,6 +305,47 @@ export const OPTIONS = {
   control_socket: {
     type: 'path', default: '/run/imapproxy/control.sock', since: 'imapproxy-ts',
     description: 'Unix socket imapproxyctl talks to.',
+  },
+  // --- added by imapproxy-ts: several servers, PROXY protocol, client address, metrics ---
+  server_health_interval: {
+    type: 'seconds', default: 10, min: 0, since: 'imapproxy-ts',
+    description: 'Seconds between health checks (connect + greeting) of each backend server; 0 turns them off.',
+  },
+  server_health_timeout: {
+    type: 'seconds', default: 5, min: 1, since: 'imapproxy-ts',
+    description: 'Seconds a health check may take before the server counts as down.',
+  },
+  listen_proxy_protocol: {
+    type: 'boolean', default: false, since: 'imapproxy-ts',
+    description: 'Expect a PROXY protocol v1 or v2 header on listen_port connections (from proxy_protocol_trusted_networks only).',
+  },
+  client_tls_listen_proxy_protocol: {
+    type: 'boolean', default: false, since: 'imapproxy-ts',
+    description: 'Expect a PROXY protocol v1 or v2 header on client_tls_listen_port connections, before the TLS handshake.',
+  },
+  proxy_protocol_trusted_networks: {
+    type: 'networks', default: '127.0.0.0/8 ::1', since: 'imapproxy-ts',
+    description: 'Peers allowed to send a PROXY protocol header; a connection from anywhere else is refused.',
+  },
+  proxy_protocol_timeout: {
+    type: 'seconds', default: 5, min: 1, since: 'imapproxy-ts',
+    description: 'Seconds allowed for the PROXY protocol header to arrive.',
+  },
+  send_originating_ip: {
+    type: 'boolean', default: false, since: 'imapproxy-ts',
+    description: 'Send ID ("x-originating-ip" ... "x-originating-port" ...) with the client address before LOGIN on a new backend connection (Dovecot honours it from login_trusted_networks).',
+  },
+  cache_key_client_ip: {
+    type: 'boolean', default: false, since: 'imapproxy-ts',
+    description: 'Reuse a cached backend connection only for a login from the same client address (exact per-login addresses at the backend, fewer reuses).',
+  },
+  metrics_listen_address: {
+    type: 'string', default: '127.0.0.1', since: 'imapproxy-ts',
+    description: 'Address of the Prometheus metrics HTTP listener.',
+  },
+  metrics_listen_port: {
+    type: 'integer', default: 0, min: 0, max: 65535, since: 'imapproxy-ts',
+    description: 'Port of the Prometheus metrics HTTP listener (GET /metrics); 0 means none.',
   },
   strict_config: {
     type: 'boolean', default: false, since: 'imapproxy-ts',

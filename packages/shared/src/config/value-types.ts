@@ -2,6 +2,7 @@
 // The original read numbers with atoi() ("10abc" was 10, "abc" was 0) and fell back silently on
 // unknown syslog names (SPEC §1.1, §1.2); here every value is either exact or an error.
 import { servicePort } from './services.js';
+import { parseHostList, parseNetworkList } from './lists.js';
 import { FACILITIES, PRIORITIES, type OptionSpec } from './schema.js';
 
 /** The outcome of reading one value: the value (maybe with a warning) or what is wrong with it. */
@@ -27,6 +28,8 @@ export function expectedForm(spec: OptionSpec): string {
     case 'facility': return `one of ${FACILITIES.join(', ')}`;
     case 'priority': return `one of ${PRIORITIES.join(', ')}`;
     case 'ipversion': return '0 (IPv4 and IPv6), 4 or 6';
+    case 'hostlist': return 'host names or addresses, each with an optional :port, separated by commas or blanks';
+    case 'networks': return 'addresses or networks (CIDR), separated by commas or blanks';
   }
 }
 
@@ -39,6 +42,8 @@ export function typeLabel(spec: OptionSpec): string {
     case 'facility': return 'syslog facility';
     case 'priority': return 'syslog priority';
     case 'ipversion': return '0, 4 or 6';
+    case 'hostlist': return 'host[:port] list';
+    case 'networks': return 'CIDR list';
     default: return spec.type;
   }
 }
@@ -66,6 +71,16 @@ export function readValue(spec: OptionSpec, raw: string): ValueReading {
       return raw === '0' || raw === '4' || raw === '6'
         ? { ok: true, value: Number(raw) }
         : { ok: false, problem: `'${raw}' is not an IP version` };
+    case 'hostlist':
+    case 'networks':
+      // Kept as written (so `-t` shows it as written); the programs split it with lists.ts.
+      try {
+        if (spec.type === 'hostlist') parseHostList(raw);
+        else parseNetworkList(raw);
+        return { ok: true, value: raw };
+      } catch (err) {
+        return { ok: false, problem: (err as Error).message };
+      }
   }
 }
 
