@@ -123,19 +123,29 @@ class QuickAckProtocol(asyncio.StreamReaderProtocol):
         super().data_received(data)
 
 
-async def open_conn(args, sslctx):
+def source_addr(args, k):
+    # --source-ips N: user K always connects from 127.0.0.(2 + K mod N), like a webmail
+    # farm behind a load balancer with sticky sessions (one user, one webmail host);
+    # what a source-hashing balancer in front of several proxies sees (scale-out bench).
+    if not args.source_ips or k is None:
+        return None
+    return (f"127.0.0.{2 + k % args.source_ips}", 0)
+
+
+async def open_conn(args, sslctx, k=None):
     ssl_arg = sslctx if args.tls == "implicit" else None
     sni = args.host if args.tls == "implicit" else None
+    local = source_addr(args, k)
     if args.quickack:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
         proto = QuickAckProtocol(reader, loop=loop)
         transport, _ = await loop.create_connection(lambda: proto, args.host, args.port,
-                                                    ssl=ssl_arg, server_hostname=sni)
+                                                    ssl=ssl_arg, server_hostname=sni, local_addr=local)
         writer = asyncio.StreamWriter(transport, proto, reader, loop)
     else:
         reader, writer = await asyncio.open_connection(args.host, args.port, ssl=ssl_arg,
-                                                       server_hostname=sni, limit=1 << 20)
+                                                       server_hostname=sni, limit=1 << 20, local_addr=local)
     sock = writer.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -227,7 +237,7 @@ async def webmail_worker(wid, args, sslctx, clock, st, rng):
         phase = "connect"
         try:
             async with timeout_ctx(args.op_timeout):
-                reader, writer = await open_conn(args, sslctx)
+                reader, writer = await open_conn(args, sslctx, k)
                 t1 = time.monotonic()
                 phase = "login"
                 unt, tg, _ = await command(reader, writer, b"a1", b"LOGIN " + user + b" " + pw)
@@ -687,6 +697,8 @@ def main():
                     help="re-arm TCP_QUICKACK after every read (client never delays ACKs); "
                          "isolates Nagle/delayed-ACK stalls caused by servers that send small split writes")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--source-ips", type=int, default=0,
+                    help="webmail mode: user K connects from 127.0.0.(2 + K mod N) (default 0: the OS picks)")
     ap.add_argument("--connections", type=int, default=10000, help="idle mode: client connections to hold")
     ap.add_argument("--logged-in", type=int, default=2000, help="idle mode: how many of them LOGIN")
     ap.add_argument("--hold", type=float, default=10.0, help="idle mode: seconds to hold them all")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/report.py matrix|scale RESULTS_DIR -- the tables of one `npm run bench` run.
+"""bench/report.py matrix|scale|scaleout RESULTS_DIR -- the tables of one `npm run bench` run.
 
 matrix: reads RESULTS_DIR/runs/<kind>_c<N>_<client>_<target>_r<round>.json (written
 by loadgen.py), prints markdown (webmail table, bulk table, targets of issue 7) and
@@ -321,7 +321,54 @@ def scale(d):
     print(text)
 
 
+SO_LABEL = re.compile(r"^so_(one|roundrobin|source)_r(\d+)$")
+SO_NAME = {"one": "1 instance", "roundrobin": "2 instances, round robin", "source": "2 instances, source hashing"}
+
+
+def scaleout(d):
+    """Two of ours behind HAProxy (bench/run.sh --scale-out): what the balancing does to reuse."""
+    rows = {}
+    for p in sorted(glob.glob(os.path.join(d, "runs", "so_*.json"))):
+        m = SO_LABEL.match(os.path.basename(p)[:-5])
+        if m:
+            with open(p) as f:
+                rows.setdefault(m.group(1), []).append(json.load(f))
+    env = ""
+    try:
+        with open(os.path.join(d, "env.txt")) as f:
+            env = f.read().strip()
+    except OSError:
+        pass
+    out = [f"## imapproxy-ts scale-out: {os.path.basename(os.path.normpath(d))}\n", "```\n" + env + "\n```\n",
+           "Webmail iterations through one HAProxy (PROXY protocol v2 to ours). Rates median (min-max) over rounds; "
+           "CPU in ms per iteration; reuse = share of logins answered [XPROXYREUSE]; other = CPU % of one core used by "
+           "processes outside the bench during the windows (median; † rounds over " + f"{MAX_OTHER:.0f} %).\n",
+           "| balancing | it/s | p50 ms | p99 ms | errors | reuse % | Dovecot CPU ms/it | ours CPU ms/it (both) | other % |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    summary = {}
+    for key in ("one", "roundrobin", "source"):
+        runs = rows.get(key)
+        if not runs:
+            continue
+        ours = [sum(x for x in (per_it_ms(r, "ours"), per_it_ms(r, "ours2")) if x is not None) for r in runs]
+        row = {
+            "rate": [r["rate_per_s"] for r in runs], "p50": [r["lat_ms"]["p50"] for r in runs],
+            "p99": [r["lat_ms"]["p99"] for r in runs], "errors": sum(sum(r.get("errors", {}).values()) for r in runs),
+            "reuse": [r.get("xproxyreuse_pct") for r in runs], "dovecot": [per_it_ms(r, "dovecot") for r in runs],
+            "ours": ours, "other_cpu_pct": [r.get("resources", {}).get("other_procs_cpu_pct") for r in runs],
+        }
+        summary[key] = row
+        out.append(f"| {SO_NAME[key]} | {spread(row['rate'], 0)} | {fmt(med(row['p50']))} | {fmt(med(row['p99']))} | "
+                   f"{row['errors']} | {spread(row['reuse'])} | {fmt(med(row['dovecot']), 2)} | {fmt(med(row['ours']), 2)} | "
+                   f"{other_cell(row)} |")
+    text = "\n".join(out) + "\n"
+    with open(os.path.join(d, "summary.json"), "w") as f:
+        json.dump({"scaleout": summary, "env": env}, f, indent=2)
+    print(text)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("matrix", "scale"):
+    modes = {"matrix": matrix, "scale": scale, "scaleout": scaleout}
+    if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)
-    (matrix if sys.argv[1] == "matrix" else scale)(sys.argv[2])
+    modes[sys.argv[1]](sys.argv[2])

@@ -11,6 +11,8 @@
 set -euo pipefail
 
 PKGS=(dovecot-imapd openssl imapproxy python3 iproute2 util-linux)
+# extra packages a caller needs (bench/run.sh --scale-out: haproxy)
+PKGS+=("$@")
 ME="install-system-deps.sh"
 
 die() { echo "$ME: $*" >&2; exit 1; }
@@ -33,7 +35,7 @@ system_daemon_pids() {
   local d comm args
   for d in /proc/[0-9]*; do
     comm="$(cat "$d/comm" 2>/dev/null)" || continue
-    case "$comm" in dovecot | imapproxyd) ;; *) continue ;; esac
+    case "$comm" in dovecot | imapproxyd | haproxy) ;; *) continue ;; esac
     args="$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)" || continue
     case "$args" in
       *" -c /etc/"* | *" -f /etc/"*) ;;

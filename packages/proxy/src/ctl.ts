@@ -2,7 +2,7 @@
 // socket (control_socket in imapproxy.conf). Exit statuses: see CTL_EXIT.
 //   imapproxyctl [-f conf] trace alice bob | trace --off [alice] | trace
 //   imapproxyctl [-f conf] dump | flush [user] | reset-counters | newlog
-//   imapproxyctl [-f conf] stats | version | reload        (--json: the raw answer)
+//   imapproxyctl [-f conf] stats | version | reload | servers  (--json: the raw answer)
 
 import fs from 'node:fs';
 import yargs from 'yargs';
@@ -10,7 +10,7 @@ import { hideBin } from 'yargs/helpers';
 import { ConfigError, DEFAULT_CONFIG_PATH, defaultConfig, loadConfig } from '@imapproxy/shared';
 import { ControlClientError, CTL_EXIT, sendControlRequest } from '@imapproxy/shared';
 import type { ControlRequest, ControlResults } from '@imapproxy/shared';
-import { formatDump, formatReload, formatStats, formatTraced, formatVersion } from './admin/ctl-output.js';
+import { formatDump, formatReload, formatServers, formatStats, formatTraced, formatVersion } from './admin/ctl-output.js';
 import { VERSION } from './version.js';
 
 interface Parsed {
@@ -82,6 +82,9 @@ async function parse(argv: string[]): Promise<Parsed> {
     .command('reload', 're-read the configuration file, like SIGHUP, and show what changed', {}, () => {
       request = { cmd: 'reload' };
     })
+    .command('servers', 'list the servers of server_hostname: up/down and since when, addresses, last error, connections, logins', {}, () => {
+      request = { cmd: 'servers' };
+    })
     .demandCommand(1, 'a command is needed')
     .strict()
     .version(VERSION)
@@ -135,6 +138,8 @@ function show(req: ControlRequest, answer: Record<string, unknown>): string {
       return formatVersion(VERSION, answer as unknown as ControlResults['version']);
     case 'reload':
       return formatReload(answer as unknown as ControlResults['reload']);
+    case 'servers':
+      return formatServers(answer as unknown as ControlResults['servers']);
     case 'trace': {
       const r = answer as unknown as ControlResults['trace'];
       const already = req.users.filter((u) => !r.added.includes(u));

@@ -16,6 +16,7 @@ import { Logger, StderrSink, type LogSink } from './log/logger.js';
 import { SYSLOG_SOCKET_ENV, SyslogSink } from './log/syslog-sink.js';
 import { dropPrivileges, resolveProcessUser, startedAsRoot, type ProcessUser } from './privileges.js';
 import { ProxyServer, SHUTDOWN_GRACE_MS } from './server.js';
+import { startMetrics } from './metrics/start-metrics.js';
 import { VERSION } from './version.js';
 
 const PRIORITY_RANK: Record<string, number> = {
@@ -133,6 +134,8 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
   }
 
   const address = await server.listen();
+  // Bound as root with the IMAP listener: a port below 1024 works too.
+  const metrics = await startMetrics(server.ctx, VERSION, log);
   dropPrivileges(config, log, user);
   log.info(`imapproxy-ts version ${VERSION} normal server startup on ${address.address}:${address.port}.`);
   process.send?.({ ready: true });
@@ -159,6 +162,7 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
       process.exit(1);
     }, SHUTDOWN_GRACE_MS + 10_000).unref();
     await control?.close();
+    await metrics?.close();
     await server.close();
     try {
       statsWriter?.close();

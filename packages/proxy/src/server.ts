@@ -3,13 +3,16 @@
 // every socket (the original stalled ~40 ms per login on Nagle + delayed ACK).
 
 import net from 'node:net';
-import { StatsRegistry, type ProxyConfig } from '@imapproxy/shared';
+import { inNetworks, networkBlockList, StatsRegistry, type ProxyConfig } from '@imapproxy/shared';
 import { Connector } from './backend/connector.js';
 import { GreetingCache } from './backend/greeting-cache.js';
+import { HealthChecker } from './backend/health-check.js';
 import { BackendPool } from './backend/pool.js';
-import { ServerAddresses } from './backend/server-address.js';
+import { ServerSet } from './backend/server-set.js';
 import { ProtocolTrace } from './admin/trace.js';
-import { ClientSession } from './client/session.js';
+import { ProxyProtocolError } from './client/proxy-protocol.js';
+import { readProxyHeader } from './client/proxy-protocol-socket.js';
+import { ClientSession, type ClientPeer } from './client/session.js';
 import type { ProxyContext } from './context.js';
 import type { Logger } from './log/logger.js';
 import { ClientTls } from './tls/client-tls.js';
@@ -31,20 +34,34 @@ export class ProxyServer {
   private readonly tlsListener: net.Server | null = null;
   private readonly perIp = new Map<string, number>();
   private clients = new Map<net.Socket, ClientSession>();
+  /** Connections on a PROXY protocol listener whose header has not arrived yet. */
+  private readonly awaitingHeader = new Set<net.Socket>();
+  /** proxy_protocol_trusted_networks, parsed at first use (fixed while the daemon runs). */
+  private proxyProtocolPeers: net.BlockList | null = null;
+  private readonly health: HealthChecker;
 
   constructor(config: ProxyConfig, log: Logger, stats = new StatsRegistry(), trace = ProtocolTrace.disabled(log)) {
-    const addresses = new ServerAddresses(config.server_hostname, config.ipversion_only, config.dns_rr);
+    const servers = ServerSet.fromConfig(config, log);
     for (const w of tlsConfigWarnings(config)) log.warning(w);
     // Certificates and keys are read here, before the privilege drop.
-    const connector = new Connector(config, addresses, log, new ServerTls(config, log));
+    const connector = new Connector(config, servers, log, new ServerTls(config, log));
     const clientTls = ClientTls.fromConfig(config, log);
+    const pool = new BackendPool(config, stats, log);
+    if (!servers.single) {
+      // Users come back to their server when it is up again; the cached
+      // connections of a server that went down would fail their next user.
+      pool.routeOf = (user) => servers.route(user)?.name ?? null;
+      servers.onDown((s) => pool.flushServer(s.name));
+    }
+    this.health = new HealthChecker(servers, (s, timeoutMs) => connector.probe(s, timeoutMs), config);
     this.ctx = {
       config,
       log,
       stats,
       connector,
+      servers,
       greeting: new GreetingCache(connector, log, config.server_timeout * 1000),
-      pool: new BackendPool(config, stats, log),
+      pool,
       trace,
       clientTls,
     };
@@ -88,6 +105,7 @@ export class ProxyServer {
         this.listener.on('error', (err) => this.ctx.log.err(`listener: ${err.message}`));
         // Warm the greeting so the first client does not wait for it.
         void this.ctx.greeting.clientGreeting();
+        this.health.start();
         resolve(this.listener.address() as net.AddressInfo);
       });
     });
@@ -95,7 +113,41 @@ export class ProxyServer {
 
   private accept(socket: net.Socket, implicitTls = false): void {
     const { config, log } = this.ctx;
-    const ip = socket.remoteAddress ?? '?';
+    if (!(implicitTls ? config.client_tls_listen_proxy_protocol : config.listen_proxy_protocol)) {
+      this.admit(socket, implicitTls);
+      return;
+    }
+    // The peer is a load balancer, not a client: it never gets a greeting or
+    // a BYE, and the header comes before anything else (TLS included).
+    const from = socket.remoteAddress ?? '?';
+    this.proxyProtocolPeers ??= networkBlockList(config.proxy_protocol_trusted_networks);
+    if (!inNetworks(this.proxyProtocolPeers, from)) {
+      log.notice(`refused connection from ${from}: PROXY protocol header not allowed from this address`);
+      refuse(socket, '');
+      return;
+    }
+    this.awaitingHeader.add(socket);
+    readProxyHeader(socket, config.proxy_protocol_timeout * 1000).then(
+      (header) => {
+        if (!this.awaitingHeader.delete(socket)) return; // shut down meanwhile
+        // LOCAL, UNKNOWN and non-TCP headers carry no client: the connection's own addresses stand.
+        const peer = header.source && header.destination ? { remote: header.source, local: header.destination } : undefined;
+        this.admit(socket, implicitTls, peer);
+      },
+      (err: unknown) => {
+        if (!this.awaitingHeader.delete(socket)) return;
+        const text = `refused connection from ${from}: ${(err as Error).message}`;
+        if (err instanceof ProxyProtocolError && err.peerClosed) log.info(text);
+        else log.notice(text);
+        refuse(socket, '');
+      },
+    );
+  }
+
+  /** A client connection, its real address known: limits, then the session. */
+  private admit(socket: net.Socket, implicitTls: boolean, peer?: ClientPeer): void {
+    const { config, log } = this.ctx;
+    const ip = peer?.remote.address ?? socket.remoteAddress ?? '?';
     if (config.max_clients > 0 && this.clients.size >= config.max_clients) {
       log.notice(`refused connection from ${ip}: max_clients (${config.max_clients}) reached`);
       refuse(socket, implicitTls ? '' : '* BYE Too many connections, try again later\r\n');
@@ -108,7 +160,7 @@ export class ProxyServer {
       return;
     }
     this.perIp.set(ip, fromIp + 1);
-    const session = new ClientSession(this.ctx, socket, implicitTls);
+    const session = new ClientSession(this.ctx, socket, implicitTls, peer);
     this.clients.set(socket, session);
     socket.once('close', () => {
       this.clients.delete(socket);
@@ -140,6 +192,10 @@ export class ProxyServer {
     const { pool, log } = this.ctx;
     this.listener.close();
     this.tlsListener?.close();
+    const awaiting = [...this.awaitingHeader];
+    this.awaitingHeader.clear();
+    for (const socket of awaiting) socket.destroy();
+    this.health.stop();
     const cached = pool.close();
     if (cached > 0) log.info(`shutdown: logged out of ${cached} cached server connection(s)`);
     const bye = (socket: net.Socket) => {

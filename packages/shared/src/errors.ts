@@ -21,7 +21,9 @@ export type ErrorCode =
   | 'IMAPPROXY_ERR_RELOAD'
   // TLS (packages/proxy/src/tls): a handshake or certificate check failed; a certificate, key or CA file is unusable
   | 'IMAPPROXY_ERR_TLS'
-  | 'IMAPPROXY_ERR_TLS_FILE';
+  | 'IMAPPROXY_ERR_TLS_FILE'
+  // an invalid, missing or refused PROXY protocol header (packages/proxy/src/client/proxy-protocol.ts)
+  | 'IMAPPROXY_ERR_PROXY_PROTOCOL';
 
 export class ImapProxyError extends Error {
   readonly code: ErrorCode;

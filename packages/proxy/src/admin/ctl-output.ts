@@ -20,12 +20,25 @@ function table(header: string[], rows: string[][]): string {
 }
 
 export function formatDump(r: ControlResults['dump']): string {
+  // The SERVER column only when there is a choice of servers (several in server_hostname).
+  const byServer = (r.servers ?? []).length > 1;
   const rows = r.connections.map((c: ConnectionInfo) => [
-    String(c.id), c.user, c.state, c.client || '-', formatDuration(c.ageSeconds), formatDuration(c.idleSeconds), String(c.reuseCount), c.tls ? 'TLS' : 'plain',
+    String(c.id), c.user, c.state, ...(byServer ? [c.server || '-'] : []), c.client || '-',
+    formatDuration(c.ageSeconds), formatDuration(c.idleSeconds), String(c.reuseCount), c.tls ? 'TLS' : 'plain',
   ]);
-  const servers = rows.length === 0 ? 'no server connections\n' : table(['ID', 'USER', 'STATE', 'CLIENT', 'AGE', 'IDLE', 'REUSED', 'TRANSPORT'], rows);
+  const header = ['ID', 'USER', 'STATE', ...(byServer ? ['SERVER'] : []), 'CLIENT', 'AGE', 'IDLE', 'REUSED', 'TRANSPORT'];
+  const servers = rows.length === 0 ? 'no server connections\n' : table(header, rows);
   const clients = (r.clients ?? []).map((c) => [c.address, c.loggedIn ? 'logged in' : 'not logged in', c.tls ? 'TLS' : 'plain']);
   return `${servers}\n${clients.length === 0 ? 'no client connections\n' : table(['CLIENT', 'STATE', 'TRANSPORT'], clients)}`;
+}
+
+export function formatServers(r: ControlResults['servers']): string {
+  const rows = r.servers.map((s) => [
+    s.name, s.state, formatDuration(s.sinceSeconds), s.addresses.length > 0 ? s.addresses.join(',') : '-',
+    String(s.active), String(s.cached), String(s.loginsRouted), s.lastError ?? '-',
+  ]);
+  const checks = r.healthInterval > 0 ? `health checks every ${r.healthInterval} s\n` : 'no health checks\n';
+  return table(['SERVER', 'STATE', 'FOR', 'ADDRESSES', 'ACTIVE', 'CACHED', 'LOGINS', 'LAST ERROR'], rows) + checks;
 }
 
 export function formatStats(r: ControlResults['stats']): string {

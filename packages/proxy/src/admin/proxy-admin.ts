@@ -47,6 +47,8 @@ export class ProxyAdmin {
         return { traced: this.opts.ctx.trace.tracedUsers() };
       case 'reload':
         return this.reload();
+      case 'servers':
+        return this.servers();
     }
   };
 
@@ -74,7 +76,39 @@ export class ProxyAdmin {
         idleSeconds: Math.floor(e.idleMs / 1000),
         reuseCount: e.reuseCount,
         tls: e.tls,
+        server: e.server,
       })),
+      servers: this.opts.ctx.servers.servers.map((s) => s.name),
+    };
+  }
+
+  servers(): ControlResults['servers'] {
+    const { ctx } = this.opts;
+    const now = Date.now();
+    const held = new Map<string, { active: number; cached: number }>();
+    for (const e of ctx.pool.entries()) {
+      const n = held.get(e.server) ?? { active: 0, cached: 0 };
+      n[e.state]++;
+      held.set(e.server, n);
+    }
+    const set = ctx.servers;
+    return {
+      servers: set.servers.map((s) => ({
+        name: s.name,
+        state: s.health,
+        since: new Date(s.since).toISOString(),
+        sinceSeconds: Math.floor((now - s.since) / 1000),
+        addresses: s.addresses.known.map((a) => a.address),
+        lastError: s.lastError,
+        lastCheck: s.lastCheckAt === null ? null : new Date(s.lastCheckAt).toISOString(),
+        active: held.get(s.name)?.active ?? 0,
+        cached: held.get(s.name)?.cached ?? 0,
+        loginsRouted: s.loginsRouted,
+        connectFailures: s.connectFailures,
+        checks: s.checks,
+        checkFailures: s.checkFailures,
+      })),
+      healthInterval: set.single ? 0 : ctx.config.server_health_interval,
     };
   }
 

@@ -28,6 +28,8 @@ export class BackendConnection {
   readonly reader: ResponseReader;
   /** Encrypted (STARTTLS or implicit TLS): imapproxyctl dump shows it. */
   readonly tls: boolean;
+  /** The server_hostname entry it is connected to ("host:port"), set by the connector. */
+  server = '';
   private handler: ((chunk: Buffer) => void) | null;
   private closeHandlers: Array<(err?: Error) => void> = [];
   private readonly listeners: Array<[string, (...args: any[]) => void]>;

@@ -12,15 +12,40 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { capabilityTokens, encodeString, type EncodedPart, type ProxyConfig } from '@imapproxy/shared';
 import { BackendConnection } from './backend-connection.js';
+import type { BackendServer } from './backend-server.js';
 import { LoginRefusedError, ServerUnavailableError } from './errors.js';
-import type { ServerAddresses } from './server-address.js';
+import type { UserKey } from './rendezvous.js';
+import type { ServerSet } from './server-set.js';
 import { nextTag } from './tags.js';
 import type { Logger } from '../log/logger.js';
+import { secondsSince, type ProxyMetrics } from '../metrics/proxy-metrics.js';
 import { ServerTls, ServerTlsError } from '../tls/server-tls.js';
 
 export interface Credentials {
   user: Buffer;
   password: Buffer;
+}
+
+/** The client's connection as the client sees it (send_originating_ip): sent in an ID before LOGIN. */
+export interface OriginatingAddress {
+  client: { address: string; port: number };
+  /** The address the client connected to. */
+  connected: { address: string; port: number };
+}
+
+/**
+ * The ID arguments Dovecot reads from a trusted peer (login_trusted_networks)
+ * to log and check the real client instead of the proxy: rip/rport and lip/lport.
+ */
+export function originatingIdArgs(origin: OriginatingAddress): string {
+  const fields: Array<[string, string | number]> = [
+    ['x-originating-ip', origin.client.address],
+    ['x-originating-port', origin.client.port],
+    ['x-connected-ip', origin.connected.address],
+    ['x-connected-port', origin.connected.port],
+  ];
+  // addresses and port numbers need no escaping inside quotes
+  return `(${fields.map(([k, v]) => `"${k}" "${v}"`).join(' ')})`;
 }
 
 export interface OpenedConnection {
@@ -31,7 +56,7 @@ export interface OpenedConnection {
 
 type ConnectorConfig = Pick<
   ProxyConfig,
-  | 'connect_timeout' | 'connect_retries' | 'connect_delay' | 'server_timeout' | 'server_port'
+  | 'connect_timeout' | 'connect_retries' | 'connect_delay' | 'server_timeout'
   | 'send_tcp_keepalives' | 'preauth_command' | 'max_line_length'
 >;
 
@@ -40,10 +65,13 @@ const hasCapability = (caps: string[], name: string): boolean => caps.some((c) =
 export class Connector {
   constructor(
     private readonly config: ConnectorConfig,
-    private readonly addresses: ServerAddresses,
+    private readonly servers: ServerSet,
     private readonly log: Logger,
     private readonly tls: ServerTls | null = null,
   ) {}
+
+  /** Prometheus metrics (metrics_listen_port), set by the daemon; absent when they are off. */
+  metrics?: ProxyMetrics;
 
   private get serverTimeoutMs(): number {
     return this.config.server_timeout * 1000;
@@ -59,45 +87,91 @@ export class Connector {
     return Math.max(1, Math.min(this.serverTimeoutMs, deadline - Date.now()));
   }
 
-  /** TCP connection and greeting, trying every address; retries until `deadline` allows no more. */
-  async open(deadline: number, retries = this.config.connect_retries): Promise<OpenedConnection> {
+  /**
+   * TCP connection and greeting: the servers in `user`'s order (ServerSet),
+   * every address of each; retries until `deadline` allows no more. A server
+   * that fails here is marked down, so the next logins of its users go to
+   * their next server at once; the greeting fetch (no user) takes any server.
+   */
+  async open(deadline: number, retries = this.config.connect_retries, user?: UserKey): Promise<OpenedConnection> {
     let lastError: unknown;
+    const failures = new Map<BackendServer, unknown>();
+    /** Servers whose certificate was refused: trying again cannot help. */
+    const refused = new Set<BackendServer>();
     for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0) {
         const delayMs = this.config.connect_delay * 1000;
         if (Date.now() + delayMs >= deadline) break;
         await sleep(delayMs);
       }
-      let addresses;
-      try {
-        addresses = await this.addresses.forNewConnection();
-      } catch (err) {
-        lastError = err;
-        continue;
-      }
-      for (const a of addresses) {
+      let tried = 0;
+      for (const server of this.servers.order(user)) {
+        if (refused.has(server)) continue;
+        // Failover stays within the login's deadline; a server not tried for
+        // lack of time is not counted as down.
+        if (tried++ > 0 && Date.now() >= deadline) break;
         try {
-          const connectMs = Math.min(this.config.connect_timeout * 1000, Math.max(1, deadline - Date.now()));
-          let socket: net.Socket = await this.connect(a.address, connectMs);
-          if (this.tls?.implicit) socket = await this.tls.handshake(socket, a.address, this.config.server_port, connectMs);
-          return await this.secure(await this.readGreeting(socket, deadline), a.address, deadline);
+          const opened = await this.openOn(server, deadline);
+          this.servers.setUp(server);
+          return opened;
         } catch (err) {
-          // A refused certificate is not fixed by trying again: the login fails now, with the reason.
-          if (err instanceof ServerTlsError && err.certificateRefused) throw err;
           lastError = err;
+          failures.set(server, err);
+          // A connect cut short by the deadline says nothing about the server.
+          if (Date.now() < deadline) this.servers.connectFailed(server, (err as Error).message);
+          if (err instanceof ServerTlsError && err.certificateRefused) {
+            // The login fails now, with the reason, when no other server is left to try.
+            if (this.servers.single) throw err;
+            refused.add(server);
+          }
         }
       }
+      if (refused.size === this.servers.servers.length) break;
     }
-    const reason = lastError instanceof Error ? lastError.message : String(lastError);
-    throw new ServerUnavailableError(`cannot connect to the IMAP server: ${reason}`, { cause: lastError });
+    if (lastError instanceof ServerTlsError && lastError.certificateRefused) throw lastError;
+    if (this.servers.single || failures.size === 0) {
+      const reason = lastError instanceof Error ? lastError.message : String(lastError);
+      throw new ServerUnavailableError(`cannot connect to the IMAP server: ${reason}`, { cause: lastError });
+    }
+    const reasons = [...failures].map(([s, err]) => `${s.name}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ServerUnavailableError(`cannot connect to any IMAP server: ${reasons.join('; ')}`, { cause: lastError });
   }
 
-  private connect(host: string, timeoutMs: number): Promise<net.Socket> {
+  /** One server, each of its addresses in turn, once. */
+  private async openOn(server: BackendServer, deadline: number): Promise<OpenedConnection> {
+    const addresses = await server.addresses.forNewConnection();
+    let lastError: unknown = new Error(`no address for ${server.host}`);
+    for (const a of addresses) {
+      try {
+        const connectMs = Math.min(this.config.connect_timeout * 1000, Math.max(1, deadline - Date.now()));
+        let socket: net.Socket = await this.connect(a.address, server.port, connectMs);
+        if (this.tls?.implicit) socket = await this.tls.handshake(socket, a.address, server.port, connectMs, server.host);
+        const opened = await this.secure(await this.readGreeting(socket, deadline), server, a.address, deadline);
+        opened.conn.server = server.name;
+        return opened;
+      } catch (err) {
+        if (err instanceof ServerTlsError && err.certificateRefused) throw err;
+        lastError = err;
+      }
+    }
+    throw lastError;
+  }
+
+  /**
+   * A health check: a connection to `server` as a login would open it
+   * (TLS included), then LOGOUT. Rejects when that fails within `timeoutMs`.
+   */
+  async probe(server: BackendServer, timeoutMs: number): Promise<void> {
+    const { conn } = await this.openOn(server, Date.now() + timeoutMs);
+    conn.logoutAndClose(nextTag());
+  }
+
+  private connect(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port: this.config.server_port, noDelay: true });
+      const socket = net.connect({ host, port, noDelay: true });
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new Error(`connect to ${host}:${this.config.server_port} timed out after ${timeoutMs} ms`));
+        reject(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
       socket.once('connect', () => {
         clearTimeout(timer);
@@ -118,7 +192,7 @@ export class Connector {
    * capabilities again, since they change with TLS. The bytes read in clear
    * are dropped with the plain connection.
    */
-  private async secure(opened: OpenedConnection, address: string, deadline: number): Promise<OpenedConnection> {
+  private async secure(opened: OpenedConnection, server: BackendServer, address: string, deadline: number): Promise<OpenedConnection> {
     const { conn, greeting } = opened;
     if (this.tls === null || conn.tls) return opened;
     try {
@@ -136,7 +210,7 @@ export class Connector {
       // Anything after the OK came before TLS: whoever can write it could also have forged it.
       if (conn.reader.takeUnread().length > 0) throw new ServerUnavailableError('the IMAP server sent data after its STARTTLS reply');
       const plain = conn.detach();
-      const secure = await this.tls.handshake(plain, address, this.config.server_port, this.readTimeout(deadline));
+      const secure = await this.tls.handshake(plain, address, server.port, this.readTimeout(deadline), server.host);
       const upgraded = new BackendConnection(secure, this.config.max_line_length);
       try {
         upgraded.capabilities = await this.capability(upgraded, deadline);
@@ -181,10 +255,16 @@ export class Connector {
   /**
    * A new logged-in connection. `ids` are the client's pre-login ID commands
    * (arguments only), replayed in order; a server that rejects one only gets
-   * a log line (SPEC §11 B1: the original crashed).
+   * a log line (SPEC §11 B1: the original crashed). `origin` (given under
+   * send_originating_ip) goes first in an ID of its own; refused, it only
+   * gets a log line too.
    */
-  async login(creds: Credentials, ids: string[], deadline: number): Promise<BackendConnection> {
-    const { conn } = await this.open(deadline);
+  async login(creds: Credentials, ids: string[], deadline: number, origin?: OriginatingAddress): Promise<BackendConnection> {
+    const connectStarted = performance.now();
+    const { conn } = await this.open(deadline, this.config.connect_retries, creds.user);
+    this.metrics?.observeConnect((conn as { server?: string }).server, secondsSince(connectStarted));
+    const server = this.servers.byName(conn.server);
+    if (server) server.loginsRouted++;
     // login_timeout bounds the whole login, not only each read: a server that
     // kept sending untagged lines, each within server_timeout, held the login
     // (and its client) for ever (found by test/faults.test.ts).
@@ -194,6 +274,14 @@ export class Connector {
     }, Math.max(1, deadline - Date.now()));
     try {
       const t = (): number => this.readTimeout(deadline);
+      // Before the client's own IDs: Dovecot takes the x-* fields from the
+      // first ID only, so a client cannot forge its address with an ID of its own.
+      if (origin) {
+        const tag = nextTag();
+        conn.write(`${tag} ID ${originatingIdArgs(origin)}\r\n`);
+        const r = await conn.reader.untilTagged(tag, t(), 'the reply to ID');
+        if (r.status !== 'OK') this.log.notice(`ID with the client address (send_originating_ip) refused by the server: ${r.status} ${r.text}`);
+      }
       for (const args of ids) {
         const tag = nextTag();
         conn.write(`${tag} ID ${args}\r\n`);

@@ -46,6 +46,8 @@ export interface PoolEntryInfo {
   idleMs: number;
   /** The server connection is encrypted (STARTTLS or server_tls). */
   tls: boolean;
+  /** The server_hostname entry it is connected to ("host:port"). */
+  server: string;
 }
 
 export class BackendPool {
@@ -59,6 +61,12 @@ export class BackendPool {
   private held = 0;
   /** Shutting down: released connections are logged out instead of cached. */
   private closing = false;
+  /**
+   * The server a user's logins go to now ("host:port"), or null for no
+   * preference (ServerSet.route). A cached connection on another server is
+   * closed instead of reused, so users come back to their server once it is up.
+   */
+  routeOf: ((user: string) => string | null) | null = null;
 
   constructor(
     private readonly config: PoolConfig,
@@ -75,15 +83,26 @@ export class BackendPool {
   }
 
   /**
-   * A cached connection of `user` logged in with the same password, alive and
+   * A cached connection of `user` logged in with the same password (and from
+   * the same client IP under cache_key_client_ip: the key's scope), alive and
    * quiet, or null. It leaves the pool and counts as active.
    */
   take(user: string, key: CredentialKey, client: string): BackendConnection | null {
     const list = this.byUser.get(user);
     if (!list) return null;
+    const route = this.routeOf?.(user) ?? null;
     // Most recently released first: its server process is the warmest.
     for (let i = list.length - 1; i >= 0; i--) {
       const entry = list[i]!;
+      if (route !== null && entry.conn.server !== route) {
+        this.unlink(entry);
+        this.log.info(`Expiring server sd [${entry.conn.id}] (user '${user}' goes to server ${route} now)`);
+        entry.conn.logoutAndClose(nextTag());
+        this.dropHeld();
+        continue;
+      }
+      // cache_key_client_ip: another client address's connection, not a wrong password
+      if (!entry.key.sameScope(key)) continue;
       if (!entry.key.matches(key)) {
         this.log.notice(`Get_Server_conn(): Unable to reuse server sd [${entry.conn.id}] for user '${user}' (${client}) because password doesn't match.`);
         continue;
@@ -206,14 +225,29 @@ export class BackendPool {
     return n;
   }
 
+  /** Closes every cached connection to one server (it went down); returns how many. */
+  flushServer(server: string): number {
+    let n = 0;
+    for (const entry of [...this.lru]) {
+      if (entry.conn.server !== server) continue;
+      this.unlink(entry);
+      this.log.info(`Invalidating server sd [${entry.conn.id}]: server ${server} is down`);
+      this.stats.invalidated();
+      entry.conn.logoutAndClose(nextTag());
+      this.dropHeld();
+      n++;
+    }
+    return n;
+  }
+
   entries(): PoolEntryInfo[] {
     const now = Date.now();
     const out: PoolEntryInfo[] = [];
     for (const [conn, a] of this.active) {
-      out.push({ id: conn.id, user: a.user, state: 'active', reuseCount: conn.reuseCount, ageMs: now - conn.createdAt, client: a.client, idleMs: now - conn.lastActivityAt, tls: conn.tls });
+      out.push({ id: conn.id, user: a.user, state: 'active', reuseCount: conn.reuseCount, ageMs: now - conn.createdAt, client: a.client, idleMs: now - conn.lastActivityAt, tls: conn.tls, server: conn.server });
     }
     for (const e of this.lru) {
-      out.push({ id: e.conn.id, user: e.user, state: 'cached', reuseCount: e.conn.reuseCount, ageMs: now - e.conn.createdAt, client: e.client, idleMs: now - e.cachedAt, tls: e.conn.tls });
+      out.push({ id: e.conn.id, user: e.user, state: 'cached', reuseCount: e.conn.reuseCount, ageMs: now - e.conn.createdAt, client: e.client, idleMs: now - e.cachedAt, tls: e.conn.tls, server: e.conn.server });
     }
     return out;
   }

@@ -22,6 +22,11 @@ export class ServerAddresses {
     private readonly roundRobin: boolean,
   ) {}
 
+  /** The addresses of the last lookup, without looking up (imapproxyctl servers). */
+  get known(): readonly ServerAddress[] {
+    return this.cached;
+  }
+
   /** The addresses to try for one new connection, in order. */
   async forNewConnection(): Promise<ServerAddress[]> {
     if (this.cached.length === 0 || Date.now() - this.resolvedAt > TTL_MS) {

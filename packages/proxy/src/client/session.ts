@@ -18,18 +18,29 @@ import { CredentialKey } from '../backend/credential-key.js';
 import { LoginRefusedError, PoolFullError } from '../backend/errors.js';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import type { ProxyContext } from '../context.js';
+import { secondsSince } from '../metrics/proxy-metrics.js';
 import { Relay } from '../relay/relay.js';
 import type { ClientTlsView } from '../tls/client-tls.js';
 import { PREAUTH_COMMANDS } from './commands/index.js';
+import type { ProxyEndpoint } from './proxy-protocol.js';
 
 const EMPTY = Buffer.alloc(0);
 
 export type LoginKind = 'LOGIN' | 'AUTHENTICATE';
 
+/** Both ends of the client's connection as the client sees them. */
+export interface ClientPeer {
+  remote: ProxyEndpoint;
+  local: ProxyEndpoint;
+}
+
 export class ClientSession {
   /** Arguments of every ID the client sent before login, in order. */
   readonly ids: string[] = [];
+  /** The client "ip:port" for logs, limits and dumps: the real client's when a PROXY protocol header named it. */
   readonly address: string;
+  /** The client, and the address it connected to (the proxy's, or the balancer's front end). */
+  readonly peer: ClientPeer;
   private state: 'greeting' | 'preauth' | 'login' | 'relay' | 'closed' = 'greeting';
   private readonly assembler: CommandAssembler;
   private pending: Buffer = EMPTY;
@@ -44,8 +55,14 @@ export class ClientSession {
     public socket: Socket,
     /** Accepted on the implicit-TLS listener: the handshake comes before the greeting. */
     private readonly implicitTls = false,
+    /** From a PROXY protocol header; default: the socket's own addresses. */
+    peer?: ClientPeer,
   ) {
-    this.address = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.peer = peer ?? {
+      remote: { address: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 },
+      local: { address: socket.localAddress ?? '?', port: socket.localPort ?? 0 },
+    };
+    this.address = `${this.peer.remote.address}:${this.peer.remote.port}`;
     const c = ctx.config;
     this.assembler = new CommandAssembler(
       {
@@ -332,13 +349,17 @@ export class ClientSession {
   /** The server login for LOGIN and AUTHENTICATE, cached connection first. */
   async login(tag: string, creds: Credentials, kind: LoginKind): Promise<void> {
     const { ctx } = this;
+    const started = performance.now();
     // latin1 maps bytes to characters one to one, so distinct usernames stay
     // distinct keys even when they are not valid UTF-8.
     const userKey = creds.user.toString('latin1');
     const shown = creds.user.toString('utf8');
     const okText = kind === 'LOGIN' ? 'User logged in' : 'User authenticated';
     const failText = kind === 'LOGIN' ? 'LOGIN failed' : 'AUTHENTICATE failed';
-    const key = CredentialKey.of(creds.password);
+    // cache_key_client_ip: a cached connection only serves logins from the
+    // address it was opened for (its server saw that address, and IP-based
+    // server policies stay exact), at the cost of fewer reuses.
+    const key = CredentialKey.of(creds.password, ctx.config.cache_key_client_ip ? this.peer.remote.address : '');
     this.state = 'login';
 
     const cached = ctx.pool.take(userKey, key, this.address);
@@ -346,6 +367,7 @@ export class ClientSession {
       ctx.log.info(`LOGIN: '${shown}' (${this.address}) on existing sd [${cached.id}]`);
       ctx.stats.loginSucceeded('reused');
       this.send(`* OK [XPROXYREUSE] IMAP connection reused by imapproxy\r\n${tag} OK ${okText}\r\n`);
+      ctx.metrics?.observeLogin('reused', secondsSince(started));
       this.startRelay(cached, userKey, key, EMPTY);
       return;
     }
@@ -358,11 +380,13 @@ export class ClientSession {
       ctx.log.info(`LOGIN: '${shown}' (${this.address}) failed: ${err.message}`);
       ctx.stats.loginFailed();
       this.afterFailedLogin(`${tag} NO [UNAVAILABLE] ${failText}: too many connections\r\n`);
+      ctx.metrics?.observeLogin('failed', secondsSince(started));
       return;
     }
     let conn: BackendConnection;
     try {
-      conn = await ctx.connector.login(creds, this.ids, Date.now() + ctx.config.login_timeout * 1000);
+      const origin = ctx.config.send_originating_ip ? { client: this.peer.remote, connected: this.peer.local } : undefined;
+      conn = await ctx.connector.login(creds, this.ids, Date.now() + ctx.config.login_timeout * 1000, origin);
     } catch (err) {
       ctx.pool.unreserve();
       ctx.stats.loginFailed();
@@ -374,12 +398,14 @@ export class ClientSession {
         ctx.log.err(`LOGIN: '${shown}' (${this.address}) failed: ${(err as Error).message}`);
         this.afterFailedLogin(`${tag} NO [UNAVAILABLE] ${failText}: IMAP server unavailable\r\n`);
       }
+      ctx.metrics?.observeLogin('failed', secondsSince(started));
       return;
     }
     ctx.pool.attach(conn, userKey, this.address);
     ctx.stats.loginSucceeded('new');
     ctx.log.info(`LOGIN: '${shown}' (${this.address}) on new sd [${conn.id}]`);
     this.send(`${tag} OK ${okText}\r\n`);
+    ctx.metrics?.observeLogin('new', secondsSince(started));
     this.startRelay(conn, userKey, key, conn.reader.takeUnread());
   }
 

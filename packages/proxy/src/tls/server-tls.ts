@@ -3,9 +3,9 @@
 // its start-up probe (B2). Here:
 // - one SecureContext built at start-up from the tls_* options (a bad file or
 //   cipher list stops the daemon, as in the original);
-// - SNI is always sent when server_hostname is a name (RFC 6066 forbids an
-//   address there);
-// - tls_verify_server checks the chain AND that server_hostname is in the
+// - SNI is always sent when the server's host (its server_hostname entry) is
+//   a name (RFC 6066 forbids an address there);
+// - tls_verify_server checks the chain AND that this host is in the
 //   certificate (a resumed session was only kept after the same check);
 // - the last TLS session of each server address is kept and offered on the
 //   next connection (resumption saves a full handshake per login). Only the
@@ -19,7 +19,7 @@ import { readCaDirectory, readCaFile, readPemFile } from './tls-files.js';
 
 export type ServerTlsConfig = Pick<
   ProxyConfig,
-  | 'server_hostname' | 'server_tls' | 'force_tls' | 'tls_ca_file' | 'tls_ca_path' | 'tls_cert_file' | 'tls_key_file'
+  | 'server_tls' | 'force_tls' | 'tls_ca_file' | 'tls_ca_path' | 'tls_cert_file' | 'tls_key_file'
   | 'tls_ciphers' | 'tls_verify_server' | 'tls_no_tlsv1' | 'tls_no_tlsv1.1' | 'tls_no_tlsv1.2'
 >;
 
@@ -61,7 +61,6 @@ const VERIFY_TEXT: Record<string, string> = {
 
 export class ServerTls {
   private readonly context: tls.SecureContext;
-  private readonly servername: string | undefined;
   /** Last TLS session per "address:port". */
   private readonly sessions = new Map<string, Buffer>();
   private warnedUnverified = false;
@@ -87,7 +86,6 @@ export class ServerTls {
     } catch (err) {
       throw new ImapProxyError('IMAPPROXY_ERR_TLS_FILE', `TLS to the server (tls_* options): ${(err as Error).message}`, { cause: err });
     }
-    this.servername = net.isIP(config.server_hostname) ? undefined : config.server_hostname;
   }
 
   /** Implicit TLS right after connecting (server_tls yes). */
@@ -102,10 +100,11 @@ export class ServerTls {
 
   /**
    * The TLS handshake over a connected socket (right after connecting, or after
-   * the server's OK to STARTTLS), verification included. Rejects with
-   * ServerTlsError; the socket is then destroyed.
+   * the server's OK to STARTTLS), verification included. `host` is the
+   * server's server_hostname entry: SNI and the certificate's name. Rejects
+   * with ServerTlsError; the socket is then destroyed.
    */
-  handshake(socket: net.Socket, address: string, port: number, timeoutMs: number): Promise<tls.TLSSocket> {
+  handshake(socket: net.Socket, address: string, port: number, timeoutMs: number, host: string): Promise<tls.TLSSocket> {
     const key = `${net.isIPv6(address) ? `[${address}]` : address}:${port}`;
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -116,7 +115,7 @@ export class ServerTls {
       const secure = tls.connect({
         socket,
         secureContext: this.context,
-        servername: this.servername,
+        servername: net.isIP(host) ? undefined : host,
         session: this.sessions.get(key),
         // Checked below, with the reason in the log; nothing is sent before.
         rejectUnauthorized: false,
@@ -138,7 +137,7 @@ export class ServerTls {
         else pendingSession = session;
       });
       secure.once('secureConnect', () => {
-        const problem = this.verificationProblem(secure);
+        const problem = this.verificationProblem(secure, host);
         if (problem !== null) {
           if (this.config.tls_verify_server) {
             fail(`certificate verification failed: ${problem}`, undefined, true);
@@ -162,7 +161,7 @@ export class ServerTls {
   }
 
   /** Why the server's certificate is not acceptable, or null: the chain first, then the host name. */
-  private verificationProblem(secure: tls.TLSSocket): string | null {
+  private verificationProblem(secure: tls.TLSSocket, host: string): string | null {
     const code = secure.authorizationError as unknown as string | Error | null;
     if (code) {
       const c = typeof code === 'string' ? code : code.message;
@@ -174,7 +173,7 @@ export class ServerTls {
     if (secure.isSessionReused()) return null;
     const cert = secure.getPeerCertificate();
     if (!cert || Object.keys(cert).length === 0) return 'the server sent no certificate';
-    const mismatch = tls.checkServerIdentity(this.config.server_hostname, cert);
-    return mismatch ? `${mismatch.message} (configured server_hostname: ${this.config.server_hostname})` : null;
+    const mismatch = tls.checkServerIdentity(host, cert);
+    return mismatch ? `${mismatch.message} (configured server_hostname: ${host})` : null;
   }
 }

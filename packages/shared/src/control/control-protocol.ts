@@ -30,12 +30,14 @@ export type ControlRequest =
   /** Stop tracing one user, or everyone. */
   | { cmd: 'trace-off'; user?: string }
   | { cmd: 'trace-list' }
-  | { cmd: 'reload' };
+  | { cmd: 'reload' }
+  /** The servers of server_hostname: health, addresses, connections, logins. */
+  | { cmd: 'servers' };
 
 export type ControlCommand = ControlRequest['cmd'];
 
 export const CONTROL_COMMANDS: readonly ControlCommand[] = [
-  'version', 'dump', 'stats', 'flush', 'reset-counters', 'newlog', 'trace', 'trace-off', 'trace-list', 'reload',
+  'version', 'dump', 'stats', 'flush', 'reset-counters', 'newlog', 'trace', 'trace-off', 'trace-list', 'reload', 'servers',
 ];
 
 export interface ConnectionInfo {
@@ -51,6 +53,31 @@ export interface ConnectionInfo {
   reuseCount: number;
   /** Encrypted to the server (STARTTLS or server_tls). */
   tls: boolean;
+  /** The server_hostname entry it is connected to ("host:port"). */
+  server: string;
+}
+
+/** One server of server_hostname (imapproxyctl servers). */
+export interface ServerInfo {
+  /** "host:port" */
+  name: string;
+  state: 'up' | 'down';
+  /** When the state last changed (the daemon's start when it never did), ISO 8601. */
+  since: string;
+  sinceSeconds: number;
+  /** Addresses of its last DNS lookup (empty before the first connection). */
+  addresses: string[];
+  lastError: string | null;
+  /** When its last health check ended, ISO 8601; null before the first (or without health checks). */
+  lastCheck: string | null;
+  /** Server connections on it now: in use by a client, cached. */
+  active: number;
+  cached: number;
+  /** New server connections opened on it for logins. */
+  loginsRouted: number;
+  connectFailures: number;
+  checks: number;
+  checkFailures: number;
 }
 
 /** A client connection (logged in or not). */
@@ -76,7 +103,12 @@ export interface VersionInfo {
 /** What each command answers besides `ok: true`. */
 export interface ControlResults {
   version: VersionInfo;
-  dump: { connections: ConnectionInfo[]; clients: ClientInfo[] };
+  dump: {
+    connections: ConnectionInfo[];
+    clients: ClientInfo[];
+    /** Names of the servers of server_hostname, in its order. */
+    servers?: string[];
+  };
   stats: {
     counters: StatsSnapshot;
     pool: { cacheSize: number; active: number; cached: number; total: number };
@@ -90,6 +122,11 @@ export interface ControlResults {
   'trace-off': { removed: string[]; traced: string[] };
   'trace-list': { traced: string[] };
   reload: { file: string; applied: OptionChange[]; restartNeeded: OptionChange[]; warnings: string[] };
+  servers: {
+    servers: ServerInfo[];
+    /** Seconds between health checks; 0: none (a single server, or server_health_interval 0). */
+    healthInterval: number;
+  };
 }
 
 export interface ControlErrorBody {

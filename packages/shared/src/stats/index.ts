@@ -19,7 +19,7 @@ export {
   type StatsSnapshot,
 } from './layout.js';
 export { decodeStats, encodeStats, type DecodedStats } from './codec.js';
-export { StatsRegistry } from './registry.js';
+export { StatsRegistry, type ResettableTotal } from './registry.js';
 export {
   STATS_FLUSH_INTERVAL_MS,
   STATS_HEARTBEAT_MS,

@@ -188,3 +188,19 @@ test('a snapshot decodes back from the raw buffer', (t) => {
   const fromBuffer = decodeStats(Buffer.from(reg.buffer));
   t.deepEqual({ ...fromBuffer, layoutVersion: undefined }, { ...reg.snapshot(), layoutVersion: undefined });
 });
+
+test('sinceStart: the reset totals as if resetCounters() never ran (Prometheus counters)', (t) => {
+  const reg = new StatsRegistry(1000);
+  reg.clientOpened();
+  reg.loginSucceeded('new');
+  reg.loginSucceeded('reused');
+  reg.resetCounters(2000);
+  reg.clientOpened();
+  reg.loginSucceeded('reused');
+  reg.resetCounters(3000);
+  t.is(reg.snapshot().extension?.clientLogins, 0);
+  t.is(reg.sinceStart('clientConnectionsAccepted'), 2);
+  t.is(reg.sinceStart('clientLogins'), 3);
+  t.is(reg.sinceStart('serverConnectionsCreated'), 1);
+  t.is(reg.sinceStart('serverConnectionsReused'), 2);
+});

@@ -22,6 +22,10 @@ import {
 
 type U32Field = { [K in CFieldName]: (typeof C_FIELDS)[K]['type'] extends 'u32' ? K : never }[CFieldName];
 
+/** The extension totals resetCounters() zeroes. */
+export type ResettableTotal = 'clientConnectionsAccepted' | 'clientLogins' | 'serverConnectionsCreated' | 'serverConnectionsReused';
+const RESETTABLE_TOTALS: readonly ResettableTotal[] = ['clientConnectionsAccepted', 'clientLogins', 'serverConnectionsCreated', 'serverConnectionsReused'];
+
 function nowSecondsDefault(): number {
   return Math.floor(Date.now() / 1000);
 }
@@ -31,6 +35,8 @@ export class StatsRegistry {
   readonly #u32: Uint32Array;
   readonly #i64: BigInt64Array;
   readonly #u64: BigUint64Array;
+  /** What resetCounters() took from each total, so sinceStart() stays monotonic (Prometheus counters). Not in the file. */
+  readonly #carried: Record<ResettableTotal, number> = { clientConnectionsAccepted: 0, clientLogins: 0, serverConnectionsCreated: 0, serverConnectionsReused: 0 };
 
   constructor(nowSeconds: number = nowSecondsDefault()) {
     this.buffer = new SharedArrayBuffer(STATS_FILE_SIZE);
@@ -140,14 +146,18 @@ export class StatsRegistry {
     ] as const) {
       Atomics.store(this.#u32, C_FIELDS[name].offset / 4, 0);
     }
-    for (const name of [
-      'clientConnectionsAccepted',
-      'clientLogins',
-      'serverConnectionsCreated',
-      'serverConnectionsReused',
-    ] as const) {
-      Atomics.store(this.#u64, EXT_FIELDS[name].offset / 8, 0n);
+    for (const name of RESETTABLE_TOTALS) {
+      this.#carried[name] += Number(Atomics.exchange(this.#u64, EXT_FIELDS[name].offset / 8, 0n));
     }
+  }
+
+  /**
+   * A total since daemon start, as if resetCounters() had never run: the
+   * metrics endpoint exposes these as Prometheus counters, which must not go
+   * down. In memory only; the stats file keeps the original's reset semantics.
+   */
+  sinceStart(name: ResettableTotal): number {
+    return this.#carried[name] + Number(Atomics.load(this.#u64, EXT_FIELDS[name].offset / 8));
   }
 
   /** Every field as a plain object (extension always present). */
