@@ -11,7 +11,7 @@
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { capabilityTokens, encodeString, type EncodedPart, type ProxyConfig } from '@imapproxy/shared';
-import { BackendConnection } from './backend-connection.js';
+import { BackendConnection, connectWithReadBuffer } from './backend-connection.js';
 import type { BackendServer } from './backend-server.js';
 import { LoginRefusedError, ServerUnavailableError } from './errors.js';
 import type { UserKey } from './rendezvous.js';
@@ -168,7 +168,8 @@ export class Connector {
 
   private connect(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port, noDelay: true });
+      // Reads into a reused buffer (backend-connection.ts); TLS, implicit or after STARTTLS, reads on its own.
+      const socket = connectWithReadBuffer({ host, port, noDelay: true });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`));
@@ -262,7 +263,7 @@ export class Connector {
   async login(creds: Credentials, ids: string[], deadline: number, origin?: OriginatingAddress): Promise<BackendConnection> {
     const connectStarted = performance.now();
     const { conn } = await this.open(deadline, this.config.connect_retries, creds.user);
-    this.metrics?.observeConnect((conn as { server?: string }).server, secondsSince(connectStarted));
+    this.metrics?.observeConnect(conn.server, secondsSince(connectStarted));
     const server = this.servers.byName(conn.server);
     if (server) server.loginsRouted++;
     // login_timeout bounds the whole login, not only each read: a server that

@@ -294,7 +294,7 @@ export class Relay {
     let name = m[2]!.toUpperCase();
     if (name === 'UID' && m[3]) name = `UID ${m[3].toUpperCase()}`;
     if (name === 'LOGOUT') {
-      this.flushClient();
+      // What came before it is queued; it goes out with the clean-up command in one write (beginLogout).
       this.beginLogout(tag);
       return false;
     }
@@ -543,7 +543,11 @@ export class Relay {
 
   private writeClient(data: Buffer): void {
     if (this.client.destroyed) return;
-    if (!this.client.write(data) && !this.serverPaused) {
+    const flowing = this.client.write(data);
+    // `data` may be a view of the server connection's reusable read buffer:
+    // a write Node could not finish at once keeps it (BackendConnection.readBufferLent).
+    if (this.client.writableLength > 0) this.conn.readBufferLent();
+    if (!flowing && !this.serverPaused) {
       // A client that stops reading a large FETCH stops the server side too.
       this.serverPaused = true;
       this.conn.socket.pause();
@@ -662,10 +666,13 @@ export class Relay {
     // LOGOUT typed into an IDLE without DONE: end the IDLE first, or the
     // clean-up command would be read as part of it.
     if (this.idleTag !== null && !this.idleDone) {
-      this.conn.write('DONE\r\n');
+      this.forwardClient.push(Buffer.from('DONE\r\n', 'latin1'));
       this.idleDone = true;
     }
     this.sendCleanup();
+    // The client's commands before the LOGOUT (pipelined), the DONE and the
+    // clean-up command: one write (performance, issue 7).
+    this.flushClient();
     if (this.outstanding.size === 0) this.finishLogoutForClient();
   }
 
@@ -736,7 +743,9 @@ export class Relay {
     }
     const tag = nextTag();
     this.own.set(tag, done);
-    this.conn.write(`${tag} ${command}\r\n`);
+    // After anything queued for the server (LOGOUT pipelined behind other commands), in the same write.
+    this.forwardClient.push(Buffer.from(`${tag} ${command}\r\n`, 'latin1'));
+    this.flushClient();
     if (this.drainTimer) clearTimeout(this.drainTimer);
     this.drainTimer = setTimeout(() => this.finish({ reusable: false, reason: `no answer to ${command} within ${this.config.resync_timeout} s` }), this.config.resync_timeout * 1000);
   }
