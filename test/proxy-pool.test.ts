@@ -208,6 +208,12 @@ test('the server closing a cached connection (doveadm kick): dropped at once, th
   const events = await waitForLoginEvents(proxy, 'user2', 2);
   t.deepEqual(events.map((e) => e.kind), ['new', 'new']);
   t.not(events[1]!.sd, first!.sd);
+  // One line per connection: the BYE invalidates it, the close that follows finds it gone
+  // (both used to log, the second without a reason).
+  const invalidated = proxy.log().filter((l) => l.includes(`Invalidating server sd [${first!.sd}]`));
+  t.deepEqual(invalidated.map((l) => l.replace(/^.*Invalidating/, 'Invalidating')), [
+    `Invalidating server sd [${first!.sd}]: unsolicited data from the server while cached`,
+  ]);
 });
 
 // --- expiry ------------------------------------------------------------------------

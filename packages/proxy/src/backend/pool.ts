@@ -176,21 +176,16 @@ export class BackendPool {
       user,
       key,
       timer: setTimeout(() => this.expire(entry), this.config.cache_expiration_time * 1000),
-      onClose: () => {
-        if (this.unlink(entry)) {
-          this.log.info(`Invalidating server sd [${conn.id}]`);
-          this.stats.invalidated();
-          this.dropHeld();
-        }
-      },
+      onClose: () => this.invalidate(entry, 'info', 'closed by the server while cached'),
       cachedAt: Date.now(),
       client,
     };
     entry.timer.unref();
     // Anything the server says to an idle connection (an alert, a BYE) would
     // reach the next session: such a connection is closed instead.
+    // One log line per connection: the close that follows finds it gone already.
     conn.setHandler(() => {
-      this.log.notice(`Invalidating server sd [${conn.id}]: unsolicited data from the server while cached`);
+      this.invalidate(entry, 'notice', 'unsolicited data from the server while cached');
       conn.destroy();
     });
     conn.onClose(entry.onClose);
@@ -200,6 +195,14 @@ export class BackendPool {
     this.lru.add(entry);
     this.stats.cachedChanged(1);
     this.log.info(`LOGOUT: '${user}' from server sd [${conn.id}]`);
+  }
+
+  /** A cached connection the server spoke on or closed leaves the pool (once). */
+  private invalidate(entry: CachedEntry, level: 'info' | 'notice', why: string): void {
+    if (!this.unlink(entry)) return;
+    this.log[level](`Invalidating server sd [${entry.conn.id}]: ${why}`);
+    this.stats.invalidated();
+    this.dropHeld();
   }
 
   /** An active connection is closed instead of cached. */
