@@ -2,7 +2,7 @@
 // (a client listener without a certificate, TLS required but impossible) stops
 // the daemon at start; a doubtful one is logged as a warning.
 
-import type { ProxyConfig } from '@imapproxy/shared';
+import { parseHostList, type ProxyConfig } from '@imapproxy/shared';
 
 /** Start-up errors, one line each, in unsupportedOptions' style. */
 export function tlsConfigProblems(config: ProxyConfig): string[] {
@@ -29,12 +29,15 @@ export function tlsConfigProblems(config: ProxyConfig): string[] {
 /** Start-up warnings. */
 export function tlsConfigWarnings(config: ProxyConfig): string[] {
   const out: string[] = [];
-  if (config.server_port === 993 && !config.server_tls) {
+  // Each server_hostname entry may name its own port; the others use server_port.
+  const ports = new Set(parseHostList(config.server_hostname).map((e) => e.port ?? config.server_port));
+  const where = (port: number) => (port === config.server_port ? 'server_port is' : `a server_hostname entry has port`);
+  if (ports.has(993) && !config.server_tls) {
     // The original logged a similar warning and spoke plain IMAP anyway (SPEC §3 step 5, §10).
-    out.push('server_port is 993 (IMAPS) but server_tls is no: plain IMAP is sent to it and logins will fail; set server_tls yes');
+    out.push(`${where(993)} 993 (IMAPS) but server_tls is no: plain IMAP is sent to it and logins will fail; set server_tls yes`);
   }
-  if (config.server_tls && config.server_port === 143) {
-    out.push('server_tls is yes but server_port is 143: implicit TLS is usually on port 993');
+  if (config.server_tls && ports.has(143)) {
+    out.push(`server_tls is yes but ${where(143)} 143: implicit TLS is usually on port 993`);
   }
   if (config.tls_key_file !== undefined && config.tls_cert_file === undefined) {
     out.push('tls_key_file is set without tls_cert_file: no client certificate is presented to the server');

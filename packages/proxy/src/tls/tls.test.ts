@@ -69,4 +69,12 @@ test('TLS option combinations that cannot work, and doubtful ones', (t) => {
     'server_port is 993 (IMAPS) but server_tls is no: plain IMAP is sent to it and logins will fail; set server_tls yes',
   ]);
   t.deepEqual(tlsConfigWarnings(config({ server_port: 993, server_tls: true })), []);
+  // several servers: each entry's own port counts
+  t.deepEqual(tlsConfigWarnings(config({ server_hostname: 'imap1.example.org:993 imap2.example.org' })), [
+    'a server_hostname entry has port 993 (IMAPS) but server_tls is no: plain IMAP is sent to it and logins will fail; set server_tls yes',
+  ]);
+  t.deepEqual(tlsConfigWarnings(config({ server_hostname: 'imap1.example.org:993, imap2.example.org', server_tls: true })), [
+    'server_tls is yes but server_port is 143: implicit TLS is usually on port 993',
+  ]);
+  t.deepEqual(tlsConfigWarnings(config({ server_hostname: 'a:993 b:993', server_tls: true })), []);
 });
