@@ -28,6 +28,15 @@ LABEL = re.compile(r"^(web|bulk)_c(\d+)_(normal|quickack)_(direct|c|ours)_r(\d+)
 TARGET_NAME = {"direct": "direct Dovecot", "c": "C up-imapproxy", "ours": "imapproxy-ts"}
 
 
+def read_env(d):
+    """env.txt of a run (what run.sh printed about the machine and the processes), or ''."""
+    try:
+        with open(os.path.join(d, "env.txt")) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def med(v):
     v = [x for x in v if x is not None]
     return statistics.median(v) if v else None
@@ -153,12 +162,7 @@ def matrix(d):
         rows.append(row)
     rounds = max(r["_round"] for r in runs)
 
-    env = ""
-    try:
-        with open(os.path.join(d, "env.txt")) as f:
-            env = f.read().strip()
-    except OSError:
-        pass
+    env = read_env(d)
     out = []
     w = out.append
     w(f"## imapproxy-ts benchmark: {os.path.basename(os.path.normpath(d))}\n")
@@ -276,12 +280,7 @@ def scale(d):
         r = json.load(f)
     out = []
     w = out.append
-    env = ""
-    try:
-        with open(os.path.join(d, "env.txt")) as f:
-            env = f.read().strip()
-    except OSError:
-        pass
+    env = read_env(d)
     w(f"## imapproxy-ts scale mode: {os.path.basename(os.path.normpath(d))}\n")
     w("```\n" + env + "\n```\n")
     w(f"{r['connections']} client connections to ours: {r['connections'] - r['logged_in']} left in the pre-auth state "
@@ -333,12 +332,7 @@ def scaleout(d):
         if m:
             with open(p) as f:
                 rows.setdefault(m.group(1), []).append(json.load(f))
-    env = ""
-    try:
-        with open(os.path.join(d, "env.txt")) as f:
-            env = f.read().strip()
-    except OSError:
-        pass
+    env = read_env(d)
     out = [f"## imapproxy-ts scale-out: {os.path.basename(os.path.normpath(d))}\n", "```\n" + env + "\n```\n",
            "Webmail iterations through one HAProxy (PROXY protocol v2 to ours). Rates median (min-max) over rounds; "
            "CPU in ms per iteration; reuse = share of logins answered [XPROXYREUSE]; other = CPU % of one core used by "
