@@ -236,6 +236,38 @@ test('a server that drops the connection in the middle of a FETCH: the client ge
   }
 });
 
+test('a server that sends a literal too large to be a length: that session gets BYE, the daemon and other sessions go on', async (t) => {
+  const fake = await startFakeServer(async (c: FakeConn) => {
+    if (!(await standardLogin(c))) return;
+    for (;;) {
+      const line = await c.readLine();
+      const [tag, cmd] = line.split(' ');
+      const name = cmd!.toUpperCase();
+      if (name === 'FETCH') c.send(`* 1 FETCH (BODY[] {1234567890123456}\r\n`);
+      else c.send(`${tag} OK done\r\n`);
+    }
+  });
+  try {
+    await withProxy(fake.port, '', async (p) => {
+      const other = await RawClient.connect(p.port);
+      t.deepEqual(await other.command('o1 LOGIN user2 pass2'), ['o1 OK User logged in']);
+      const c = await Bare.connect(p.port);
+      await c.write('a1 LOGIN user1 pass1\r\n');
+      await c.waitFor(/a1 OK/);
+      await c.write('a2 FETCH 1 BODY[]\r\n');
+      await c.waitForEnd();
+      t.true(c.text().endsWith('* BYE Internal error: unreadable response from the IMAP server\r\n'), JSON.stringify(c.text().slice(-80)));
+      c.destroy();
+      await waitForLogLines(p, /server protocol error: literal of 1234567890123456 bytes is too large/);
+      t.true(isAlive(p.pid), 'the daemon is still running');
+      t.deepEqual(await other.command('o2 NOOP'), ['o2 OK done'], 'another session goes on');
+      await other.close();
+    });
+  } finally {
+    await fake.close();
+  }
+});
+
 test('resync_timeout: a client left with a command outstanding and the server never answers: the connection is closed, not cached', async (t) => {
   const fake = await startFakeServer(async (c: FakeConn) => {
     if (!(await standardLogin(c))) return;

@@ -32,7 +32,7 @@ let tap: Tap;
 let proxy: Proxy;
 
 test.before(async () => {
-  dovecot = await startDovecot({ users: 21 }); // one or two per test
+  dovecot = await startDovecot({ users: 22 }); // one or two per test
   tap = await startTap(dovecot.port);
   proxy = await startProxy({ serverPort: tap.port, extraConf: `max_line_length ${MAX_LINE}` });
 });
@@ -692,4 +692,26 @@ test.serial('server kicks a session (doveadm kick): its BYE, then the proxy\'s, 
     await p.stop();
     await d.stop();
   }
+});
+
+test('commands pipelined behind LOGOUT never reach the server and leave the cached connection as it was', async (t) => {
+  // Found in review: the rest of the chunk after LOGOUT was still parsed after
+  // the connection went back to the pool, so this SELECT marked the cached
+  // connection "selected" and the next session got an UNSELECT the server
+  // refused, then "* BYE Internal error".
+  const user = 'user22';
+  const a = await login(t, user);
+  const from = proxy.log().length;
+  await a.c.sendRaw('a2 LOGOUT\r\na3 SELECT INBOX\r\na4 ENABLE CONDSTORE\r\n');
+  t.deepEqual((await a.c.readUntilTagged('a2')).map(norm), ['* BYE LOGOUT received', 'a2 OK Completed']);
+  await a.c.close();
+  t.is(await verdict(user, a.sd, from), 'cached');
+  const b = await login(t, user, 'b1');
+  t.true(b.reused, 'the cached connection is reused');
+  const fetch = await cmd(b.c, 'b2 FETCH 1 FLAGS');
+  t.regex(fetch.at(-1)!, /^b2 BAD No mailbox selected/, b.c.describe());
+  t.regex((await cmd(b.c, 'b3 NOOP')).at(-1)!, /^b3 OK/);
+  await b.c.close();
+  const saw = tap.serverSaw(user).flat();
+  t.false(saw.some((l) => /^a[34] /.test(l)), `the server never saw a3/a4: ${JSON.stringify(saw)}`);
 });

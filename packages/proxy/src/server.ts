@@ -3,7 +3,7 @@
 // every socket (the original stalled ~40 ms per login on Nagle + delayed ACK).
 
 import net from 'node:net';
-import { inNetworks, networkBlockList, StatsRegistry, type ProxyConfig } from '@imapproxy/shared';
+import { inNetworks, networkBlockList, StatsRegistry, unmapIpv4, type ProxyConfig } from '@imapproxy/shared';
 import { Connector } from './backend/connector.js';
 import { GreetingCache } from './backend/greeting-cache.js';
 import { HealthChecker } from './backend/health-check.js';
@@ -147,7 +147,7 @@ export class ProxyServer {
   /** A client connection, its real address known: limits, then the session. */
   private admit(socket: net.Socket, implicitTls: boolean, peer?: ClientPeer): void {
     const { config, log } = this.ctx;
-    const ip = peer?.remote.address ?? socket.remoteAddress ?? '?';
+    const ip = peer?.remote.address ?? unmapIpv4(socket.remoteAddress ?? '?');
     if (config.max_clients > 0 && this.clients.size >= config.max_clients) {
       log.notice(`refused connection from ${ip}: max_clients (${config.max_clients}) reached`);
       refuse(socket, implicitTls ? '' : '* BYE Too many connections, try again later\r\n');

@@ -43,7 +43,11 @@ class ReadBuffer {
     const size = this.buf.length;
     let want = size;
     if (this.last === size && size < READ_BUFFER_LARGE) want = READ_BUFFER_LARGE;
-    else if (size > READ_BUFFER_SMALL && this.idle()) want = READ_BUFFER_SMALL;
+    // Back to small after a short read too: the last read before a
+    // connection is cached (the reply to its clean-up) is short, and a cached
+    // connection cannot shrink its buffer later (no read happens while it is
+    // cached), so it keeps 16 KiB, not 128 (found in review).
+    else if (size > READ_BUFFER_SMALL && (this.last <= READ_BUFFER_SMALL / 2 || this.idle())) want = READ_BUFFER_SMALL;
     if (this.isLent || want !== size) {
       this.buf = Buffer.allocUnsafe(want);
       this.isLent = false;

@@ -71,21 +71,30 @@ export class HealthChecker {
     this.timers.delete(server);
     if (this.running.has(server)) return;
     this.running.add(server);
+    const startedAt = Date.now();
+    // A login that found the server down (or up) while this check ran saw it
+    // later than the check did: the check's outcome is stale then, and the
+    // server is checked again soon instead (found in review: a check begun
+    // before an outage marked the server up again after a login had seen it fail).
+    let stale = false;
     try {
       await this.probe(server, this.config.server_health_timeout * 1000);
       server.checks++;
       server.lastCheckAt = Date.now();
-      this.servers.setUp(server);
+      stale = server.since > startedAt;
+      if (!stale) this.servers.setUp(server);
     } catch (err) {
       server.checks++;
       server.checkFailures++;
       server.lastCheckAt = Date.now();
-      this.servers.setDown(server, `health check: ${(err as Error).message}`);
+      stale = server.since > startedAt;
+      if (!stale) this.servers.setDown(server, `health check: ${(err as Error).message}`);
     } finally {
       this.running.delete(server);
       if (this.started) {
         const interval = this.config.server_health_interval * 1000;
-        if (interval > 0) this.schedule(server, interval);
+        if (stale) this.schedule(server, SOON_MS);
+        else if (interval > 0) this.schedule(server, interval);
         else if (!server.up) this.schedule(server, DOWN_RECHECK_MS);
       }
     }

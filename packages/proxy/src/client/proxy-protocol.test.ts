@@ -319,8 +319,11 @@ test('v2: truncated headers need more bytes', (t) => {
   t.truthy(parseProxyHeader(header));
 });
 
-test('v2: an IPv4-mapped IPv6 source keeps the form Node gives such peers', (t) => {
+test('v2 and v1: an IPv4-mapped IPv6 source is the IPv4 address, as a TCP4 header names it (one spelling per client)', (t) => {
   const mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 7];
   const h = parseProxyHeader(v2(pp.Command.PROXY, pp.TransportProtocol.STREAM, ipv6(mapped, 1, V6_DST, 2)));
-  t.is(h?.source?.address, '::ffff:203.0.113.7');
+  t.is(h?.source?.address, '203.0.113.7');
+  const v1 = parseProxyHeader(Buffer.from('PROXY TCP6 ::FFFF:cb00:7107 2001:db8::1 51234 143\r\n'));
+  t.is(v1?.source?.address, '203.0.113.7');
+  t.is(v1?.destination?.address, '2001:db8::1');
 });

@@ -6,7 +6,7 @@
 // lenient reader is how a client smuggles a forged address.
 
 import net from 'node:net';
-import { ProtocolError } from '@imapproxy/shared';
+import { ProtocolError, unmapIpv4 } from '@imapproxy/shared';
 
 export interface ProxyEndpoint {
   address: string;
@@ -122,9 +122,15 @@ function v1Port(text: string): number {
   return Number(text);
 }
 
-/** One spelling per address ("2001:db8::1"), so per-address limits and cache keys cannot be dodged by writing it differently. */
+/**
+ * One spelling per address ("2001:db8::1"), so per-address limits and cache
+ * keys cannot be dodged by writing it differently; an IPv4-mapped address
+ * ("::ffff:192.0.2.1", what a dual-stack balancer sends for IPv4 clients) is
+ * the IPv4 address it maps, as a TCP4 header would name it.
+ */
 function canonicalIpv6(address: string): string {
-  return new net.SocketAddress({ address, family: 'ipv6' }).address;
+  // (SocketAddress writes the mapped part dotted, whatever the input's spelling)
+  return unmapIpv4(new net.SocketAddress({ address, family: 'ipv6' }).address);
 }
 
 function parseV2(buf: Buffer): ProxyHeader | null {

@@ -10,6 +10,7 @@ import {
   ImapProxyError,
   parseArguments,
   readTagAndName,
+  unmapIpv4,
   type LiteralSpec,
   type RawCommand,
 } from '@imapproxy/shared';
@@ -59,8 +60,8 @@ export class ClientSession {
     peer?: ClientPeer,
   ) {
     this.peer = peer ?? {
-      remote: { address: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 },
-      local: { address: socket.localAddress ?? '?', port: socket.localPort ?? 0 },
+      remote: { address: unmapIpv4(socket.remoteAddress ?? '?'), port: socket.remotePort ?? 0 },
+      local: { address: unmapIpv4(socket.localAddress ?? '?'), port: socket.localPort ?? 0 },
     };
     this.address = `${this.peer.remote.address}:${this.peer.remote.port}`;
     const c = ctx.config;

@@ -21,10 +21,14 @@ export class MetricsListener {
 
   /** Listens on host:port; rejects when the port cannot be bound. */
   static async listen(host: string, port: number, source: MetricsSource, log: Logger): Promise<MetricsListener> {
-    const server = http.createServer((req, res) => handle(req, res, source, log));
-    // A scraper that opens a connection and says nothing must not hold it for long.
+    // A scraper that opens a connection and says nothing must not hold it for
+    // long (the timeouts are checked every connectionsCheckingInterval), and
+    // connections to this port must not eat the descriptors IMAP clients need.
+    const server = http.createServer({ connectionsCheckingInterval: 2_000 }, (req, res) => handle(req, res, source, log));
     server.headersTimeout = 10_000;
     server.requestTimeout = 10_000;
+    server.keepAliveTimeout = 5_000;
+    server.maxConnections = 64;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host, port }, () => {

@@ -258,6 +258,10 @@ export class Relay {
   }
 
   private onClientSegment(seg: Segment, chunk: Buffer, end: number): void {
+    // After LOGOUT nothing the client sent reaches the server or changes what
+    // the proxy knows of the connection, which may be back in the pool by now
+    // (a pipelined SELECT used to mark the cached connection selected).
+    if (this.phase !== 'relay') return;
     const piece = chunk.subarray(this.clientCursor, end);
     this.clientCursor = end;
     const bytes = this.heldClient.length > 0 ? Buffer.concat([...this.heldClient, piece]) : piece;
@@ -295,6 +299,7 @@ export class Relay {
     if (name === 'UID' && m[3]) name = `UID ${m[3].toUpperCase()}`;
     if (name === 'LOGOUT') {
       // What came before it is queued; it goes out with the clean-up command in one write (beginLogout).
+      this.clientScanner.pause();
       this.beginLogout(tag);
       return false;
     }
@@ -457,7 +462,18 @@ export class Relay {
     this.sChunk = chunk;
     this.sPos = 0;
     this.sFwdFrom = -1;
-    const used = this.serverScanner.push(chunk);
+    let used: number;
+    try {
+      used = this.serverScanner.push(chunk);
+    } catch (err) {
+      // A literal marker too large to be a length ({1234567890123456}): the
+      // framing is lost, so the session cannot go on. This used to escape the
+      // socket's read callback and end the whole daemon (found in review).
+      const why = err instanceof ProtocolError ? err.message : String(err);
+      this.sChunk = EMPTY;
+      this.abort('* BYE Internal error: unreadable response from the IMAP server\r\n', `server protocol error: ${why}`);
+      return;
+    }
     if (this.phase === 'done') {
       // The connection went back to the pool in the middle of this chunk: the
       // rest is unsolicited and goes to its new owner (which closes it).
@@ -543,10 +559,15 @@ export class Relay {
 
   private writeClient(data: Buffer): void {
     if (this.client.destroyed) return;
-    const flowing = this.client.write(data);
-    // `data` may be a view of the server connection's reusable read buffer:
-    // a write Node could not finish at once keeps it (BackendConnection.readBufferLent).
-    if (this.client.writableLength > 0) this.conn.readBufferLent();
+    // `data` may be a view of the server connection's reusable read buffer: a
+    // write Node cannot finish at once keeps it. The first such write takes
+    // the whole buffer (the next read gets a new one: readBufferLent); writes
+    // queued behind it get copies, so a client that reads slowly holds at most
+    // one read buffer plus the copies back-pressure allows, not one buffer per
+    // small reply (found in review: 46 MiB for 373 queued NOOP replies).
+    const queued = this.client.writableLength > 0;
+    const flowing = this.client.write(queued ? Buffer.from(data) : data);
+    if (!queued && this.client.writableLength > 0) this.conn.readBufferLent();
     if (!flowing && !this.serverPaused) {
       // A client that stops reading a large FETCH stops the server side too.
       this.serverPaused = true;

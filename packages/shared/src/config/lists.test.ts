@@ -1,5 +1,5 @@
 import test from 'ava';
-import { inNetworks, networkBlockList, parseHostEntry, parseHostList, parseNetworkList } from './lists.js';
+import { inNetworks, networkBlockList, parseHostEntry, parseHostList, parseNetworkList, unmapIpv4 } from './lists.js';
 import { parseConfigText } from './load.js';
 
 test('server_hostname lists: names, addresses, ports, IPv6 in brackets', (t) => {
@@ -37,4 +37,12 @@ test('trusted networks: CIDR and single addresses, IPv4-mapped peers match IPv4 
   t.false(inNetworks(list, '2001:db9::1'));
   t.false(inNetworks(list, 'garbage'));
   t.throws(() => parseNetworkList('10.0.0.0/33'), { message: "'10.0.0.0/33' has a bad prefix length" });
+});
+
+test('unmapIpv4: one spelling per IPv4 client', (t) => {
+  t.is(unmapIpv4('::ffff:192.0.2.1'), '192.0.2.1');
+  t.is(unmapIpv4('::FFFF:192.0.2.1'), '192.0.2.1');
+  t.is(unmapIpv4('192.0.2.1'), '192.0.2.1');
+  t.is(unmapIpv4('2001:db8::1'), '2001:db8::1');
+  t.is(unmapIpv4('::ffff:c000:201'), '::ffff:c000:201', 'only the dotted form Node and SocketAddress write');
 });

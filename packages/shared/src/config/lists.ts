@@ -100,6 +100,17 @@ export function networkBlockList(raw: string): net.BlockList {
   return list;
 }
 
+/**
+ * An IPv4-mapped IPv6 address ("::ffff:192.0.2.1", how Node names an IPv4
+ * peer of a dual-stack listener, and what a dual-stack balancer may send) as
+ * the IPv4 address it is; anything else unchanged. One spelling per client
+ * for logs, per-address limits and cache keys.
+ */
+export function unmapIpv4(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return mapped ? mapped[1]! : address;
+}
+
 /** Whether `address` (as Node reports a peer, IPv4-mapped IPv6 included) is in one of the networks. */
 export function inNetworks(list: net.BlockList, address: string): boolean {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
