@@ -32,7 +32,7 @@ class ReadBuffer {
   private isLent = false;
   /** Bytes of the last read. */
   private last = 0;
-  /** The connection is cached (BackendConnection.state): its next reads need no large buffer. */
+  /** The connection is being cleaned for the pool, or cached (BackendConnection.state): its next reads need no large buffer. */
   idle: () => boolean = () => false;
   /** Where the bytes go once the BackendConnection exists; until then they are copied and kept. */
   sink: ((chunk: Buffer) => void) | null = null;
@@ -43,11 +43,11 @@ class ReadBuffer {
     const size = this.buf.length;
     let want = size;
     if (this.last === size && size < READ_BUFFER_LARGE) want = READ_BUFFER_LARGE;
-    // Back to small after a short read too: the last read before a
-    // connection is cached (the reply to its clean-up) is short, and a cached
-    // connection cannot shrink its buffer later (no read happens while it is
-    // cached), so it keeps 16 KiB, not 128 (found in review).
-    else if (size > READ_BUFFER_SMALL && (this.last <= READ_BUFFER_SMALL / 2 || this.idle())) want = READ_BUFFER_SMALL;
+    // idle() holds from the client's LOGOUT on: the last read before the
+    // connection is cached (the reply to its clean-up) happens then, and a
+    // cached connection cannot shrink its buffer later (no read happens while
+    // it is cached), so it keeps 16 KiB, not 128 (found in review).
+    else if (size > READ_BUFFER_SMALL && this.idle()) want = READ_BUFFER_SMALL;
     if (this.isLent || want !== size) {
       this.buf = Buffer.allocUnsafe(want);
       this.isLent = false;
@@ -144,7 +144,7 @@ export class BackendConnection {
     if (this.reads !== null) {
       const reads = this.reads;
       reads.sink = onData;
-      reads.idle = () => this.state === 'cached';
+      reads.idle = () => this.state === 'cleanup' || this.state === 'cached';
       for (const chunk of reads.early.splice(0)) onData(chunk);
     }
   }

@@ -681,6 +681,8 @@ export class Relay {
   /** Client LOGOUT: answered by the proxy; the connection is cleaned for the pool. */
   private beginLogout(tag: string): void {
     this.phase = 'logout';
+    // Only the clean-up's short replies are read from now on (the read buffer shrinks for the pool).
+    this.conn.state = 'cleanup';
     this.logoutTag = tag;
     this.client.pause();
     this.client.setTimeout(0);
