@@ -178,6 +178,23 @@ test.serial('without health checks, a failed connect marks the server down and i
   t.is(proxy.log().filter((l) => l.includes(`server ${names[1]} is down`)).length, 1);
 });
 
+test.serial('an entry whose name does not resolve: its users go to the other server, ctl names the DNS failure', async (t) => {
+  // .invalid never resolves (RFC 6761). connect_timeout bounds the lookup too,
+  // should this machine's resolver not answer at all.
+  const names = [nameOf(d1), 'nowhere.invalid:143'];
+  const proxy = await proxyFor(t, [`server_hostname ${names.join(' ')}`, 'server_health_interval 0', 'connect_timeout 3']);
+  const x = userOn(names, names[1]!);
+  t.deepEqual(await loginLogout(proxy, `user${x}`, `pass${x}`), ['a1 OK User logged in']);
+  const answer = await ctlJson<ServersAnswer & { servers: Array<{ dnsError: string | null }> }>(proxy.confFile, 'servers');
+  t.like(answer.servers[0], { name: names[0], state: 'up', loginsRouted: 1, dnsError: null });
+  t.like(answer.servers[1], { name: names[1], state: 'down', loginsRouted: 0, addresses: [] });
+  const dnsError = answer.servers[1]!.dnsError ?? '';
+  t.regex(dnsError, /nowhere\.invalid/);
+  const text = await runCtl(['-f', proxy.confFile, 'servers']);
+  const line = text.stdout.split('\n').find((l) => l.startsWith(names[1]!)) ?? '';
+  t.true(line.includes(`DNS: ${dnsError}`), text.stdout);
+});
+
 test('a bad server_hostname entry stops the daemon with file:line', async (t) => {
   const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
   const os = await import('node:os');

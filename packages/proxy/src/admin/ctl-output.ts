@@ -35,7 +35,8 @@ export function formatDump(r: ControlResults['dump']): string {
 export function formatServers(r: ControlResults['servers']): string {
   const rows = r.servers.map((s) => [
     s.name, s.state, formatDuration(s.sinceSeconds), s.addresses.length > 0 ? s.addresses.join(',') : '-',
-    String(s.active), String(s.cached), String(s.loginsRouted), s.lastError ?? '-',
+    String(s.active), String(s.cached), String(s.loginsRouted),
+    [s.lastError, s.dnsError === null ? null : `DNS: ${s.dnsError}`].filter((e) => e !== null).join('; ') || '-',
   ]);
   const checks = r.healthInterval > 0 ? `health checks every ${r.healthInterval} s\n` : 'no health checks\n';
   return table(['SERVER', 'STATE', 'FOR', 'ADDRESSES', 'ACTIVE', 'CACHED', 'LOGINS', 'LAST ERROR'], rows) + checks;

@@ -100,6 +100,7 @@ export class ProxyAdmin {
         sinceSeconds: Math.floor((now - s.since) / 1000),
         addresses: s.addresses.known.map((a) => a.address),
         lastError: s.lastError,
+        dnsError: s.addresses.lastLookupError,
         lastCheck: s.lastCheckAt === null ? null : new Date(s.lastCheckAt).toISOString(),
         active: held.get(s.name)?.active ?? 0,
         cached: held.get(s.name)?.cached ?? 0,

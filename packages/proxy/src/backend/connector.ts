@@ -139,7 +139,8 @@ export class Connector {
 
   /** One server, each of its addresses in turn, once. */
   private async openOn(server: BackendServer, deadline: number): Promise<OpenedConnection> {
-    const addresses = await server.addresses.forNewConnection();
+    // The first lookup of a name is part of connecting: the same bound.
+    const addresses = await server.addresses.forNewConnection(Math.min(this.config.connect_timeout * 1000, Math.max(1, deadline - Date.now())));
     let lastError: unknown = new Error(`no address for ${server.host}`);
     for (const a of addresses) {
       try {

@@ -248,7 +248,7 @@ export const OPTIONS = {
   },
   connect_timeout: {
     type: 'seconds', default: 10, min: 1, since: 'imapproxy-ts',
-    description: 'Seconds allowed to open a backend connection, TLS included.',
+    description: 'Seconds allowed to open a backend connection: the first DNS lookup of its name, TCP and TLS.',
   },
   server_timeout: {
     type: 'seconds', default: 60, min: 1, since: 'imapproxy-ts',

@@ -68,6 +68,8 @@ export interface ServerInfo {
   /** Addresses of its last DNS lookup (empty before the first connection). */
   addresses: string[];
   lastError: string | null;
+  /** Why its last DNS lookup failed (the addresses above are then older), null when it did not. */
+  dnsError: string | null;
   /** When its last health check ended, ISO 8601; null before the first (or without health checks). */
   lastCheck: string | null;
   /** Server connections on it now: in use by a client, cached. */
