@@ -25,11 +25,17 @@ const READ_BUFFER_LARGE = 128 * 1024;
  * call: every consumer reads them synchronously or copies them, except a
  * socket.write() that Node could not finish at once (it keeps the buffer
  * until the write completes). Whoever writes them calls lent() when the
- * write is still pending, and the next read goes into a new buffer.
+ * write is still pending, the next read goes into another buffer, and the
+ * writer calls the function lent() returned once the write is done: the lent
+ * buffer is then the spare the following lend switches to. A bulk FETCH to a
+ * client that reads at about the server's pace so alternates between two
+ * buffers instead of allocating 128 KiB (and faulting its pages in) per lend.
  */
 class ReadBuffer {
   private buf: Buffer = Buffer.allocUnsafe(READ_BUFFER_SMALL);
   private isLent = false;
+  /** A buffer whose write has completed, ready for the next read after a lend. */
+  private spare: Buffer | null = null;
   /** Bytes of the last read. */
   private last = 0;
   /** The connection is being cleaned for the pool, or cached (BackendConnection.state): its next reads need no large buffer. */
@@ -47,9 +53,14 @@ class ReadBuffer {
     // connection is cached (the reply to its clean-up) happens then, and a
     // cached connection cannot shrink its buffer later (no read happens while
     // it is cached), so it keeps 16 KiB, not 128 (found in review).
-    else if (size > READ_BUFFER_SMALL && this.idle()) want = READ_BUFFER_SMALL;
+    else if (size > READ_BUFFER_SMALL && this.idle()) {
+      want = READ_BUFFER_SMALL;
+      this.spare = null;
+    }
     if (this.isLent || want !== size) {
-      this.buf = Buffer.allocUnsafe(want);
+      const spare = this.spare;
+      this.spare = null;
+      this.buf = spare !== null && spare.length === want ? spare : Buffer.allocUnsafe(want);
       this.isLent = false;
     }
     return this.buf;
@@ -64,12 +75,19 @@ class ReadBuffer {
     return true;
   };
 
-  lent(): void {
+  /** The current buffer is in a pending write; call the result when that write is done. */
+  lent(): () => void {
     this.isLent = true;
+    const buf = this.buf;
+    return () => {
+      // A connection on its way to the pool keeps no spare (it reads into 16 KiB from now on).
+      if (!this.idle() && buf !== this.buf) this.spare = buf;
+    };
   }
 }
 
 const readBuffers = new WeakMap<Socket, ReadBuffer>();
+const noop = (): void => {};
 
 /**
  * net.connect() for a server connection whose reads go into a reusable buffer
@@ -152,10 +170,11 @@ export class BackendConnection {
   /**
    * The bytes last handed to the handler went into a socket.write() that is
    * still pending (the writer's writableLength is not 0): the next read must
-   * not overwrite them (ReadBuffer).
+   * not overwrite them (ReadBuffer). Call the result once that write is done
+   * (its callback): the buffer can take reads again.
    */
-  readBufferLent(): void {
-    this.reads?.lent();
+  readBufferLent(): () => void {
+    return this.reads?.lent() ?? noop;
   }
 
   /**

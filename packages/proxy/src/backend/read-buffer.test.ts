@@ -3,7 +3,7 @@
 // writes stay pending, so the buffer is lent) arrive intact, and so do the
 // bytes the response reader keeps across reads.
 
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -19,7 +19,19 @@ async function listen(onConnection: (s: net.Socket) => void): Promise<net.Server
 
 const port = (server: net.Server): number => (server.address() as net.AddressInfo).port;
 
-test('forwarded to a slow reader as the relay does (pending writes lend the buffer): every byte intact', async (t) => {
+interface Forwarded {
+  lent: number;
+  released: number;
+  /** Distinct memory the reads went into. */
+  buffers: number;
+}
+
+/**
+ * 12 MiB from a "server" through a connectWithReadBuffer socket to a "client"
+ * that pauses after `pauseShare` of its reads, the chunks written as relay.ts writeClient does.
+ * Asserts every byte arrived intact.
+ */
+async function forward(t: ExecutionContext, clientHighWaterMark: number | undefined, pauseShare: number): Promise<Forwarded> {
   const payload = randomBytes(12 * 1024 * 1024);
   // The "IMAP server": the payload in writes of random sizes.
   const source = await listen((s) => {
@@ -46,7 +58,7 @@ test('forwarded to a slow reader as the relay does (pending writes lend the buff
     s.on('data', (d: Buffer) => {
       received.update(d);
       receivedBytes += d.length;
-      if (Math.random() < 0.05) {
+      if (Math.random() < pauseShare) {
         s.pause();
         setTimeout(() => s.resume(), 5);
       }
@@ -57,20 +69,44 @@ test('forwarded to a slow reader as the relay does (pending writes lend the buff
     sink.close();
     source.close();
   });
-  // A high-water mark far above the buffer size: write() says go on while a write is pending, so reads go on too.
-  const client = net.connect({ host: '127.0.0.1', port: port(sink), writableHighWaterMark: 8 * 1024 * 1024 } as net.NetConnectOpts);
+  const client = net.connect({ host: '127.0.0.1', port: port(sink), writableHighWaterMark: clientHighWaterMark } as net.NetConnectOpts);
   await once(client, 'connect');
 
   const socket = connectWithReadBuffer({ host: '127.0.0.1', port: port(source) });
   await once(socket, 'connect');
   const conn = new BackendConnection(socket, 1000);
   let lent = 0;
+  let released = 0;
+  // relay.ts writeClient: a write behind a pending one gets a copy; a pending
+  // direct write lends the buffer and gives it back from its callback, so the
+  // next lend reads into it again: a release too early would show as
+  // corrupted bytes here.
+  let direct = 0;
+  let directDone = 0;
+  let lentAt = 0;
+  let release: (() => void) | null = null;
+  const onDirectWritten = (): void => {
+    if (++directDone === lentAt && release !== null) {
+      released++;
+      const r = release;
+      release = null;
+      r();
+    }
+  };
+  const buffers = new Set<ArrayBufferLike>();
   conn.setHandler((chunk) => {
-    // relay.ts writeClient
-    const flowing = client.write(chunk);
+    buffers.add(chunk.buffer);
+    let flowing: boolean;
     if (client.writableLength > 0) {
-      lent++;
-      conn.readBufferLent();
+      flowing = client.write(Buffer.from(chunk));
+    } else {
+      flowing = client.write(chunk, onDirectWritten);
+      direct++;
+      if (client.writableLength > 0) {
+        lent++;
+        lentAt = direct;
+        release = conn.readBufferLent();
+      }
     }
     if (!flowing) {
       socket.pause();
@@ -81,7 +117,21 @@ test('forwarded to a slow reader as the relay does (pending writes lend the buff
   await sinkDone;
   t.is(receivedBytes, payload.length);
   t.is(received.digest('hex'), createHash('sha256').update(payload).digest('hex'));
-  t.true(lent > 0, 'some writes were still pending: the lending path was taken');
+  return { lent, released, buffers: buffers.size };
+}
+
+test('a high-water mark far above the read size (reads go on while a write is pending): writes behind it get copies, every byte intact', async (t) => {
+  const r = await forward(t, 8 * 1024 * 1024, 0.05);
+  t.true(r.lent > 0, 'some writes were still pending: the lending path was taken');
+});
+
+test('the client socket as the relay has it (pauses the server at each pending write): lent buffers come back and take reads again, every byte intact', async (t) => {
+  // A client slower than the server: once the socket buffers are full most writes stay pending.
+  const r = await forward(t, undefined, 1);
+  t.log(r);
+  t.true(r.lent > 1, 'writes were still pending, again and again');
+  t.true(r.released > 1, `lent buffers came back (${r.released} of ${r.lent})`);
+  t.true(r.buffers < r.lent, `read into again: ${r.buffers} buffers for ${r.lent} lends`);
 });
 
 test('the response reader keeps bytes across reads (a line cut in two, unread bytes): copied, not overwritten by the next read', async (t) => {
