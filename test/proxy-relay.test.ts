@@ -32,7 +32,7 @@ let tap: Tap;
 let proxy: Proxy;
 
 test.before(async () => {
-  dovecot = await startDovecot({ users: 22 }); // one or two per test
+  dovecot = await startDovecot({ users: 24 }); // one or two per test
   tap = await startTap(dovecot.port);
   proxy = await startProxy({ serverPort: tap.port, extraConf: `max_line_length ${MAX_LINE}` });
 });
@@ -247,11 +247,67 @@ test('LOGOUT with a mailbox selected: the next session of the user is unselected
   t.true(ex.includes('* 3 EXISTS'), b.describe());
   t.is(ex.at(-1), 'b6 OK [READ-ONLY] Examine completed.');
   await logout(t, b, 'b7');
-  // One server connection; the clients' LOGOUTs never reach it, the proxy's UNSELECT does.
+  // One server connection; the clients' LOGOUTs never reach it. A's INBOX
+  // stays selected in the pool and the proxy's UNSELECT goes out in front of
+  // B's first command, in the same write; B's Archive stays selected the same
+  // way for the next session.
   await assertServerSaw(t, 'user1', [[
     'a2 SELECT INBOX', 'a3 FETCH 1 FLAGS', 'P UNSELECT',
-    'b2 FETCH 1 FLAGS', 'b3 CLOSE', 'b4 UNSELECT', 'b5 SEARCH ALL', 'b6 EXAMINE Archive', 'P UNSELECT',
+    'b2 FETCH 1 FLAGS', 'b3 CLOSE', 'b4 UNSELECT', 'b5 SEARCH ALL', 'b6 EXAMINE Archive',
   ]]);
+});
+
+test('INBOX left selected in the pool and mail delivered meanwhile: the next session hears nothing of it and sees the new state', async (t) => {
+  const user = 'user23';
+  const a = await login(t, user);
+  t.false(a.reused);
+  const from = proxy.log().length;
+  t.is((await cmd(a.c, 'a2 SELECT INBOX')).at(-1), 'a2 OK [READ-WRITE] Select completed.');
+  await logout(t, a.c, 'a3');
+  t.is(await verdict(user, a.sd, from), 'cached');
+  // Another device of the user delivers a message straight to Dovecot while
+  // the connection sits in the pool with INBOX still selected.
+  const other = await RawClient.connect(dovecot.port);
+  t.regex((await other.command(`o1 LOGIN ${user} ${pass(user)}`)).at(-1)!, /^o1 OK /);
+  const msg = 'From: other@example.test\r\nSubject: while cached\r\n\r\nhello\r\n';
+  await other.send(`o2 APPEND INBOX {${msg.length}+}`);
+  await other.sendRaw(`${msg}\r\n`);
+  t.regex((await other.readUntilTagged('o2')).at(-1)!, /^o2 OK /);
+  await other.close();
+
+  const b = await login(t, user, 'b1');
+  t.true(b.reused);
+  t.is(b.sd, a.sd);
+  // Dovecot would report the new message (EXISTS, RECENT) to a session that
+  // has INBOX selected: B has nothing selected, as after a fresh login.
+  t.deepEqual(await cmd(b.c, 'b2 NOOP'), ['b2 OK NOOP completed.']);
+  t.deepEqual(await cmd(b.c, 'b3 LIST "" INBOX'), ['* LIST (\\HasNoChildren) "/" INBOX', 'b3 OK List completed.']);
+  t.deepEqual(await cmd(b.c, 'b4 STATUS INBOX (MESSAGES UIDNEXT)'), ['* STATUS INBOX (MESSAGES 22 UIDNEXT 23)', 'b4 OK Status completed.']);
+  t.deepEqual(await cmd(b.c, 'b5 FETCH 1 (UID)'), ['b5 BAD No mailbox selected.']);
+  const sel = await cmd(b.c, 'b6 SELECT INBOX');
+  t.is(sel[0], '* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)', 'no [CLOSED]: nothing was selected');
+  t.true(sel.includes('* 22 EXISTS'), b.c.describe());
+  t.is(sel.at(-1), 'b6 OK [READ-WRITE] Select completed.');
+  await logout(t, b.c, 'b7');
+  // The UNSELECT of A's INBOX went out in front of B's first command.
+  await assertServerSaw(t, user, [[
+    'a2 SELECT INBOX', 'P UNSELECT', 'b2 NOOP', 'b3 LIST "" INBOX', 'b4 STATUS INBOX (MESSAGES UIDNEXT)', 'b5 FETCH 1 (UID)', 'b6 SELECT INBOX',
+  ]]);
+});
+
+test('a session that only logs in and out on a connection with a mailbox left selected: the one after it still starts unselected', async (t) => {
+  const user = 'user24';
+  const { b, outcome } = await handOver(t, user, async ({ c }) => {
+    t.is((await cmd(c, 'a2 EXAMINE Archive')).at(-1), 'a2 OK [READ-ONLY] Examine completed.');
+    await logout(t, c, 'a3');
+  });
+  t.is(outcome, 'cached');
+  await logout(t, b, 'b2');
+  const c3 = await login(t, user, 'c1');
+  t.true(c3.reused);
+  t.deepEqual(await cmd(c3.c, 'c2 FETCH 1 (UID)'), ['c2 BAD No mailbox selected.']);
+  await logout(t, c3.c, 'c3');
+  await assertServerSaw(t, user, [['a2 EXAMINE Archive', 'P UNSELECT', 'c2 FETCH 1 (UID)']]);
 });
 
 test('pipelined LOGOUT: the reply to the command before it, then BYE, then OK, in that order', async (t) => {

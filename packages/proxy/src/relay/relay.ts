@@ -347,7 +347,8 @@ export class Relay {
    * may be stored.
    */
   private sendCommand(tag: string, name: string, head: string, lineRead: boolean, literal: boolean, cacheable: Buffer | null): void {
-    if (this.inherited && !(HARMLESS_WHILE_INHERITED.has(name) && !(name === 'LIST' && /\bSTATUS\b/i.test(head)))) this.unselectInherited();
+    // Without the select cache nothing is gained by keeping the mailbox any longer: every command is preceded by the UNSELECT.
+    if (this.inherited && (!this.selectCache || !(HARMLESS_WHILE_INHERITED.has(name) && !(name === 'LIST' && /\bSTATUS\b/i.test(head))))) this.unselectInherited();
     const effects = commandEffects(name, head);
     const entry = this.slot.entry;
     if (entry !== null && (effects.enables.length > 0 || !keepsSelectCache(name, head, lineRead, literal, entry.mailbox))) this.slot.entry = null;
@@ -459,9 +460,17 @@ export class Relay {
     if (built.closedLine !== null) this.slot.closedLine = built.closedLine;
   }
 
-  /** The session ends with this mailbox still selected (no UNSELECT): only for a current cached reply. */
+  /**
+   * The session ends with its mailbox still selected, its UNSELECT left to
+   * the next session. With the select cache: only for a current cached reply
+   * (the next session may be served from it). Without: always; the next
+   * session's first command goes out behind the UNSELECT, in the same write
+   * (unselectInherited), so the LOGOUT costs no server round trip and the
+   * clean-up no write of its own (performance, issue 7).
+   */
   private keepsSelection(): boolean {
-    return this.selectCache && this.conn.selected && this.slot.entry !== null;
+    if (!this.conn.selected) return false;
+    return this.selectCache ? this.slot.entry !== null : true;
   }
 
   // --- server -> client ----------------------------------------------------
@@ -728,9 +737,10 @@ export class Relay {
     this.flushForward();
     this.phase = 'drain';
     this.detachClient();
-    // The client's BYE and OK wait for the clean-up (usually one UNSELECT
-    // round trip), as in the original: the connection is back in the pool
-    // before the client can log in again for its next page view.
+    // The client's BYE and OK wait for the clean-up when there is one (the
+    // replies to commands pipelined before the LOGOUT; the UNSELECT of a
+    // mailbox the select cache does not keep): the connection is back in the
+    // pool before the client can log in again for its next page view.
     this.maybeDone();
   }
 
@@ -761,14 +771,16 @@ export class Relay {
 
   /**
    * UNSELECT (or the EXAMINE of an impossible name) when a mailbox may be
-   * selected and the select cache does not keep it, else NOOP when a sync
+   * selected and is not kept for the next session (keepsSelection), or when a
+   * sync point is needed without the select cache; else NOOP when a sync
    * point is needed.
    */
   private sendCleanup(needSyncPoint = false): void {
     if (this.conn.cannotReset !== null) return;
     let command: string | null = null;
     let done: (status: string) => void;
-    if (this.conn.selected && !this.keepsSelection()) {
+    // A sync point costs a round trip anyway: without the select cache it is the UNSELECT.
+    if (this.conn.selected && (!this.keepsSelection() || (needSyncPoint && !this.selectCache))) {
       command = this.conn.unselectSupported ? 'UNSELECT' : 'EXAMINE ""';
       done = (status) => {
         // UNSELECT must succeed; the EXAMINE of "" is meant to fail (it leaves
