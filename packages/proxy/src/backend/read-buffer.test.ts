@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ClientWriter } from '../relay/client-writer.js';
 import { BackendConnection, connectWithReadBuffer } from './backend-connection.js';
 
 async function listen(onConnection: (s: net.Socket) => void): Promise<net.Server> {
@@ -28,7 +29,8 @@ interface Forwarded {
 
 /**
  * 12 MiB from a "server" through a connectWithReadBuffer socket to a "client"
- * that pauses after `pauseShare` of its reads, the chunks written as relay.ts writeClient does.
+ * that pauses after `pauseShare` of its reads, the chunks written as relay.ts
+ * writes them (ClientWriter).
  * Asserts every byte arrived intact.
  */
 async function forward(t: ExecutionContext, clientHighWaterMark: number | undefined, pauseShare: number): Promise<Forwarded> {
@@ -75,39 +77,27 @@ async function forward(t: ExecutionContext, clientHighWaterMark: number | undefi
   const socket = connectWithReadBuffer({ host: '127.0.0.1', port: port(source) });
   await once(socket, 'connect');
   const conn = new BackendConnection(socket, 1000);
+  // Lends and returns counted around the real ones.
   let lent = 0;
   let released = 0;
-  // relay.ts writeClient: a write behind a pending one gets a copy; a pending
-  // direct write lends the buffer and gives it back from its callback, so the
-  // next lend reads into it again: a release too early would show as
-  // corrupted bytes here.
-  let direct = 0;
-  let directDone = 0;
-  let lentAt = 0;
-  let release: (() => void) | null = null;
-  const onDirectWritten = (): void => {
-    if (++directDone === lentAt && release !== null) {
-      released++;
-      const r = release;
-      release = null;
-      r();
-    }
+  const lendReal = conn.readBufferLent.bind(conn);
+  const lender = {
+    readBufferLent: () => {
+      lent++;
+      const giveBack = lendReal();
+      return () => {
+        released++;
+        giveBack();
+      };
+    },
   };
+  // As relay.ts writes to the client: an early return of the buffer would
+  // show as corrupted bytes here.
+  const writer = new ClientWriter(client, lender);
   const buffers = new Set<ArrayBufferLike>();
   conn.setHandler((chunk) => {
     buffers.add(chunk.buffer);
-    let flowing: boolean;
-    if (client.writableLength > 0) {
-      flowing = client.write(Buffer.from(chunk));
-    } else {
-      flowing = client.write(chunk, onDirectWritten);
-      direct++;
-      if (client.writableLength > 0) {
-        lent++;
-        lentAt = direct;
-        release = conn.readBufferLent();
-      }
-    }
+    const flowing = writer.write(chunk);
     if (!flowing) {
       socket.pause();
       client.once('drain', () => socket.resume());

@@ -16,6 +16,7 @@ import type { Socket } from 'node:net';
 import { completesTag, ImapScanner, ProtocolError, type ProxyConfig, type Segment } from '@imapproxy/shared';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import { nextTag } from '../backend/tags.js';
+import { ClientWriter } from './client-writer.js';
 import { commandEffects, type CommandEffects } from './command-effects.js';
 import { MailboxWatch } from './mailbox-watch.js';
 import { buildEntry, cacheableSelect, keepsSelectCache, sameMailbox, SELECT_CACHE_MAX_BYTES, selectCacheSlot, type SelectCacheSlot } from './select-cache.js';
@@ -113,19 +114,8 @@ export class Relay {
   /** Back-pressure from the server: the client is paused until it drains. */
   private clientPaused = false;
   private serverPaused = false;
-  /** Writes to the client made while none was pending (writeClient), and how many of them are done. */
-  private directWrites = 0;
-  private directWritesDone = 0;
-  /** The direct write holding the server connection's read buffer, and how to give it back. */
-  private lentAt = 0;
-  private releaseLent: (() => void) | null = null;
-  private readonly onDirectWritten = (): void => {
-    if (++this.directWritesDone === this.lentAt && this.releaseLent !== null) {
-      const release = this.releaseLent;
-      this.releaseLent = null;
-      release();
-    }
-  };
+  /** Writes to the client that lend the server connection's read buffer and take it back. */
+  private readonly toClient: ClientWriter;
   /** The client left without LOGOUT: the ending is a resync (RelayHooks.resync). */
   private resyncing = false;
   private readonly onServerGone: (err?: Error) => void;
@@ -177,6 +167,7 @@ export class Relay {
     this.watch = new MailboxWatch(this.slot);
     this.inherited = conn.selected;
     this.watch.strict = this.inherited;
+    this.toClient = new ClientWriter(client, conn);
     this.clientScanner = new ImapScanner(
       {
         segment: (seg, chunk, end) => this.onClientSegment(seg, chunk, end),
@@ -581,26 +572,8 @@ export class Relay {
 
   private writeClient(data: Buffer): void {
     if (this.client.destroyed) return;
-    // `data` may be a view of the server connection's reusable read buffer: a
-    // write Node cannot finish at once keeps it. The first such write takes
-    // the whole buffer (the next read gets another one: readBufferLent, and
-    // the buffer is the spare again once the write is done); writes queued
-    // behind it get copies, so a client that reads slowly holds at most
-    // one read buffer plus the copies back-pressure allows, not one buffer per
-    // small reply (found in review: 46 MiB for 373 queued NOOP replies).
-    let flowing: boolean;
-    if (this.client.writableLength > 0) {
-      flowing = this.client.write(Buffer.from(data));
-    } else {
-      // Write callbacks come in write order: the n-th direct write's callback
-      // is the n-th call of onDirectWritten, which gives the lent buffer back.
-      flowing = this.client.write(data, this.onDirectWritten);
-      this.directWrites++;
-      if (this.client.writableLength > 0) {
-        this.lentAt = this.directWrites;
-        this.releaseLent = this.conn.readBufferLent();
-      }
-    }
+    // `data` may be a view of the server connection's reusable read buffer (ClientWriter).
+    const flowing = this.toClient.write(data);
     if (!flowing && !this.serverPaused) {
       // A client that stops reading a large FETCH stops the server side too.
       this.serverPaused = true;
