@@ -21,7 +21,7 @@ import { readStatsFile } from '@imapproxy/shared';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { connectImapClient } from './helpers/imapflow.js';
 import { LOOPBACK } from './helpers/ports.js';
-import { eventually } from './helpers/proxy-log.js';
+import { eventually, logLines, waitForCached } from './helpers/proxy-log.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { startTap, type Tap } from './helpers/tap.js';
 import { RawClient } from './helpers/transcript.js';
@@ -525,8 +525,11 @@ test('client gone without LOGOUT: the resync keeps a current INBOX selected, and
   const a = await login(t, user);
   t.true((await cmd(a.c, 'a2 SELECT INBOX')).includes('* 21 EXISTS'));
   t.deepEqual(await cmd(a.c, 'a3 FETCH 21 (UID)'), ['* 21 FETCH (UID 21)', 'a3 OK Fetch completed.']);
+  // The resync ends when the proxy has the server's answers, after the server got the commands.
+  const cached = logLines(proxy, new RegExp(`LOGOUT: '${user}' from server sd`)).length;
   await a.c.close();
   await assertSaw(t, user, from, ['P NOOP', 'a3 FETCH 21 (UID)', 'P NOOP']);
+  await waitForCached(proxy, user, cached + 1);
   const b = await login(t, user);
   t.true(b.reused);
   t.true((await cmd(b.c, 'b2 SELECT INBOX')).includes('* 21 EXISTS'));
@@ -534,6 +537,7 @@ test('client gone without LOGOUT: the resync keeps a current INBOX selected, and
   await b.c.close();
   // the resync NOOP reports the delivery: the cached reply is gone, so is the selection
   await assertSaw(t, user, from, ['P NOOP', 'a3 FETCH 21 (UID)', 'P NOOP', 'P NOOP', 'P NOOP', 'P UNSELECT']);
+  await waitForCached(proxy, user, cached + 2);
   const c = await login(t, user);
   t.true(c.reused);
   t.deepEqual(await cmd(c.c, 'c2 FETCH 1 (UID)'), ['c2 BAD No mailbox selected.']);
