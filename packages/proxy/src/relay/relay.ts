@@ -338,8 +338,7 @@ export class Relay {
    * may be stored.
    */
   private sendCommand(tag: string, name: string, head: string, lineRead: boolean, literal: boolean, cacheable: Buffer | null): void {
-    // Without the select cache nothing is gained by keeping the mailbox any longer: every command is preceded by the UNSELECT.
-    if (this.inherited && (!this.selectCache || !(HARMLESS_WHILE_INHERITED.has(name) && !(name === 'LIST' && /\bSTATUS\b/i.test(head))))) this.unselectInherited();
+    if (this.inherited && !this.mayRunOnInherited(name, head)) this.unselectInherited();
     const effects = commandEffects(name, head);
     const entry = this.slot.entry;
     if (entry !== null && (effects.enables.length > 0 || !keepsSelectCache(name, head, lineRead, literal, entry.mailbox))) this.slot.entry = null;
@@ -459,9 +458,19 @@ export class Relay {
    * (unselectInherited), so the LOGOUT costs no server round trip and the
    * clean-up no write of its own (performance, issue 7).
    */
-  private keepsSelection(): boolean {
+  private keepsSelection(syncPoint = false): boolean {
     if (!this.conn.selected) return false;
-    return this.selectCache ? this.slot.entry !== null : true;
+    // Without the cache a sync point (a resync) costs a round trip anyway: it is the UNSELECT then.
+    return this.selectCache ? this.slot.entry !== null : !syncPoint;
+  }
+
+  /**
+   * A command that may reach the server while the mailbox an earlier session
+   * left selected still is (HARMLESS_WHILE_INHERITED). Without the select
+   * cache none: nothing is gained by keeping the mailbox any longer.
+   */
+  private mayRunOnInherited(name: string, head: string): boolean {
+    return this.selectCache && HARMLESS_WHILE_INHERITED.has(name) && !(name === 'LIST' && /\bSTATUS\b/i.test(head));
   }
 
   // --- server -> client ----------------------------------------------------
@@ -744,16 +753,14 @@ export class Relay {
 
   /**
    * UNSELECT (or the EXAMINE of an impossible name) when a mailbox may be
-   * selected and is not kept for the next session (keepsSelection), or when a
-   * sync point is needed without the select cache; else NOOP when a sync
-   * point is needed.
+   * selected and is not kept for the next session (keepsSelection), else NOOP
+   * when a sync point is needed.
    */
   private sendCleanup(needSyncPoint = false): void {
     if (this.conn.cannotReset !== null) return;
     let command: string | null = null;
     let done: (status: string) => void;
-    // A sync point costs a round trip anyway: without the select cache it is the UNSELECT.
-    if (this.conn.selected && (!this.keepsSelection() || (needSyncPoint && !this.selectCache))) {
+    if (this.conn.selected && !this.keepsSelection(needSyncPoint)) {
       command = this.conn.unselectSupported ? 'UNSELECT' : 'EXAMINE ""';
       done = (status) => {
         // UNSELECT must succeed; the EXAMINE of "" is meant to fail (it leaves
