@@ -356,7 +356,7 @@ export class Relay {
       return false;
     }
     if (this.outstanding.has(tag) || this.own.has(tag)) this.proof.taint('untracked_tag', 'a tag already in use');
-    if (complete && !understanding.understood) {
+    if (!understanding.understood) {
       this.proof.taint(understanding.reason.startsWith('unknown') ? 'unknown_command' : 'unparsed_arguments', understanding.reason);
     }
     if (!complete) this.reading = [seg.head];
