@@ -45,6 +45,8 @@ export interface CommandUse {
    * that mailbox); or the selected mailbox (anything else).
    */
   touches: 'nothing' | 'selected' | { mailbox: Buffer };
+  /** The mailbox a STATUS, SELECT or EXAMINE names, when given as an atom or quoted string. */
+  mailbox: Buffer | null;
 }
 
 export type Understanding = { understood: true; use: CommandUse } | { understood: false; reason: string };
@@ -263,7 +265,12 @@ export function understandCommand(name: string, args: Arg[], prefix = false): Un
     selectionState: null,
     independentOfSelection: traits.independentOfSelection === true,
     touches: traits.readOnly === true ? 'nothing' : 'selected',
+    mailbox: null,
   };
+  if (fullName === 'STATUS' || fullName === 'SELECT' || fullName === 'EXAMINE') {
+    const named = mailboxTarget(rest[0]);
+    if (typeof named === 'object') use.mailbox = named.mailbox;
+  }
 
   if (fullName === 'ENABLE') {
     use.enables = rest.map((a) => (a.kind === 'atom' ? a.value.toUpperCase() : ''));
