@@ -605,10 +605,18 @@ test('a session that used COMPRESS=DEFLATE is never reused (imapflow works throu
   t.true(await notReusedAfter(t, 'user19', { disableCompression: false, disableAutoEnable: true }, 'close', /: COMPRESS is active$/));
 });
 
-test('a session that used ENABLE is never reused (imapflow enables CONDSTORE by default and works through it)', async (t) => {
-  // BackendConnection.cannotReset: ENABLE cannot be undone (RFC 5161)
+test('a session that used ENABLE (imapflow enables CONDSTORE by default) is cached with it on; a session that asks for nothing gets another connection', async (t) => {
+  // ENABLE cannot be undone (RFC 5161): the connection only serves a session
+  // whose first command is the same ENABLE (client/enabled-reuse.ts).
   for (const [user, end] of [['user9', 'logout'], ['user20', 'close']] as const) {
-    t.false(await notReusedAfter(t, user, {}, end, /: extensions enabled \(CONDSTORE\b.*\)$/));
+    const before = await dovecot.loginCount(user);
+    const from = proxy.log().length;
+    await imapflowSession(t, user, {}, end);
+    t.is(await verdict(user, lastSd(user), from), 'cached', end);
+    const b = await login(t, user, 'b1');
+    t.false(b.reused, 'the connection with CONDSTORE on must not be handed out');
+    await assertOnlyOwnReplies(t, b.c);
+    t.is(await dovecot.loginCount(user), before + 2);
   }
 });
 
@@ -657,15 +665,19 @@ test('COMPRESS active: when the server ends the session, the proxy writes nothin
   deflate.destroy();
 });
 
-test('raw ENABLE, or CONDSTORE switched on by SELECT (CONDSTORE): not reused', async (t) => {
+test('raw ENABLE, or CONDSTORE switched on by SELECT (CONDSTORE): cached with it on, never handed to a session that asks for nothing', async (t) => {
   for (const [user, command] of [['user10', 'a2 ENABLE CONDSTORE'], ['user11', 'a2 SELECT INBOX (CONDSTORE)']] as const) {
-    const { b, outcome } = await handOver(t, user, async ({ c }) => {
-      const lines = await cmd(c, command);
-      t.regex(lines.at(-1)!, /^a2 OK /, c.describe());
-      await logout(t, c, 'a3');
-    });
-    t.is(outcome, 'closed', `${user}: ${command}`);
-    await assertOnlyOwnReplies(t, b);
+    const before = await dovecot.loginCount(user);
+    const a = await login(t, user);
+    const from = proxy.log().length;
+    const lines = await cmd(a.c, command);
+    t.regex(lines.at(-1)!, /^a2 OK /, a.c.describe());
+    await logout(t, a.c, 'a3');
+    t.is(await verdict(user, a.sd, from), 'cached', `${user}: ${command}`);
+    const b = await login(t, user, 'b1');
+    t.false(b.reused);
+    await assertOnlyOwnReplies(t, b.c);
+    t.is(await dovecot.loginCount(user), before + 2, 'B is on a new server connection');
   }
 });
 
