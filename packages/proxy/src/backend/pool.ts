@@ -134,7 +134,8 @@ export class BackendPool {
 
   /** Whether take() with the same arguments could find a connection now (nothing changes). */
   holds(user: string, key: CredentialKey, accept: (conn: BackendConnection) => boolean): boolean {
-    return (this.byUser.get(user) ?? []).some((e) => e.key.sameScope(key) && e.key.matches(key) && e.conn.alive && accept(e.conn));
+    // (max_reuse_age too: an old connection does not prove a password the server may have changed, B5)
+    return (this.byUser.get(user) ?? []).some((e) => e.key.sameScope(key) && e.key.matches(key) && e.conn.alive && !this.tooOld(e.conn) && accept(e.conn));
   }
 
   /** Makes room for one new server connection; throws PoolFullError when every one is in use. */
