@@ -78,7 +78,6 @@ test('Dovecot killed and restarted under load: clients get BYE or NO, the proxy 
               continue;
             }
             if (last !== 'a1 OK User logged in') throw new Error(`LOGIN: ${last}`);
-            const reused = reply[0]?.includes('XPROXYREUSE') ?? false;
             const sel = await c.command('a2 SELECT INBOX');
             if (!/^a2 OK/.test(sel.at(-1)!)) throw new Error(`SELECT: ${sel.at(-1)}`);
             await c.command('a3 FETCH 1:5 (UID FLAGS)');

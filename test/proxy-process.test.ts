@@ -20,7 +20,7 @@ import { isAlive, onProcessExit, signal, waitForExit } from './helpers/process-t
 import { startSyslogCatcher } from './helpers/syslog-catcher.js';
 import { lookupGroupId, lookupUser } from './helpers/system-user.js';
 import { RawClient } from './helpers/transcript.js';
-import { settled } from './helpers/wait.js';
+import { scaled, settled } from './helpers/wait.js';
 
 let dovecot: Dovecot;
 const asRoot = process.getuid?.() === 0;
@@ -240,16 +240,16 @@ test('SIGHUP changes cache_expiration_time, for connections already cached too',
   t.true(Date.now() - hupAt < 4000);
 
   // a connection cached now lives 2 s
+  const before = Date.now(); // before it was cached: `lived` below cannot come out short
   t.deepEqual(await loginLogout(proxy.port, 'user4', 'pass4'), ['a1 OK User logged in']);
   t.is(await dovecot.loginCount('user4'), 2);
   const [, second] = await waitForLoginEvents(proxy, 'user4', 2);
   await waitForCached(proxy, 'user4', 2);
-  const cachedAt = Date.now();
   await proxy.waitForLog(new RegExp(`info: Expiring server sd \\[${second!.sd}\\]$`), 5000);
-  const lived = Date.now() - cachedAt;
-  // Wide margins: cachedAt is seen through log polling on a loaded machine;
-  // the point is 2 s instead of 300 s, not a timing measurement.
-  t.true(lived > 800 && lived < 4500, `lived ${lived} ms`);
+  const lived = Date.now() - before;
+  // Wide margins, the upper one stretched by the load (it includes the login and the
+  // log's way to us): the point is 2 s instead of 300 s, not a timing measurement.
+  t.true(lived > 800 && lived < scaled(6000), `lived ${lived} ms`);
   // the server saw LOGOUTs
   await eventually('Dovecot logged both out', async () => {
     const log = await readFile(dovecot.logFile, 'utf8');

@@ -11,15 +11,14 @@
 // (`Invalidating server sd [N]...`). B must then be reused exactly when A's
 // connection was cached.
 import test, { type ExecutionContext } from 'ava';
-import net from 'node:net';
 import zlib from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { connectImapClient } from './helpers/imapflow.js';
 import { seedMailboxes } from './helpers/maildir-seed.js';
-import { LOOPBACK } from './helpers/ports.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { eventually, waitForVerdict } from './helpers/proxy-log.js';
+import { Bare } from './helpers/reliability.js';
 import { RawClient } from './helpers/transcript.js';
 import { startTap, type Tap } from './helpers/tap.js';
 
@@ -154,58 +153,6 @@ const B_LINES = ['b2 NOOP', 'b3 NOOP', 'b4 FETCH 1 FLAGS'];
 async function logout(t: ExecutionContext, c: RawClient, tag: string): Promise<void> {
   await c.send(`${tag} LOGOUT`);
   t.deepEqual(await c.expectClosed(), ['* BYE LOGOUT received', `${tag} OK Completed`], c.describe());
-}
-
-/**
- * A bare socket for session A where RawClient would get in the way: it can stop
- * reading (so the proxy meets backpressure) and be destroyed mid-response.
- */
-class Bare {
-  data = Buffer.alloc(0);
-  private wake: (() => void) | undefined;
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (b: Buffer) => {
-      this.data = Buffer.concat([this.data, b]);
-      this.wake?.();
-    });
-    socket.on('error', () => {});
-  }
-
-  static async connect(port: number): Promise<Bare> {
-    const socket = net.connect({ host: LOOPBACK, port });
-    const bare = new Bare(socket);
-    await bare.waitFor('\r\n');
-    return bare;
-  }
-
-  text(): string {
-    return this.data.toString('latin1');
-  }
-
-  async waitFor(s: string | RegExp, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (typeof s === 'string' ? !this.text().includes(s) : !s.test(this.text())) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`Bare: no ${String(s)} within ${timeoutMs} ms; got ${JSON.stringify(this.text().slice(-300))}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
-
-  /** Resolves once the bytes are handed to the kernel. */
-  write(s: string): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.write(s, (err) => (err ? reject(err) : resolve())));
-  }
-
-  /** Gone without LOGOUT. */
-  destroy(): void {
-    this.socket.destroy();
-  }
 }
 
 async function bareLogin(t: ExecutionContext, user: string): Promise<{ a: Bare; sd: number }> {

@@ -26,7 +26,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mountNamespacesWork, startCImapproxy, waitForCImapproxyCached, type CImapproxy } from './helpers/c-imapproxy.js';
+import { mountNamespacesWorkSync, startCImapproxy, waitForCImapproxyCached, type CImapproxy } from './helpers/c-imapproxy.js';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { LOOPBACK } from './helpers/ports.js';
 import { isAlive, signal, waitForExit } from './helpers/process-tree.js';
@@ -35,6 +35,7 @@ import { eventually, waitForCached, waitForLogLines } from './helpers/proxy-log.
 import { Bare, FAKE_GREETING, startFakeServer, statsWhen, type FakeConn } from './helpers/reliability.js';
 import { startTap } from './helpers/tap.js';
 import { RawClient } from './helpers/transcript.js';
+import { scaled } from './helpers/wait.js';
 
 const REUSED = '* OK [XPROXYREUSE] IMAP connection reused by imapproxy';
 
@@ -377,7 +378,7 @@ test('B11: the bytes of a refused {n+} literal are never read as commands', asyn
     await s.sendRaw(`${'x CAPABILITY\r\n'.repeat(21)}${'y'.repeat(6)} pw\r\n`);
     const lines: string[] = [];
     for (;;) {
-      const l = await s.readLine(3000).catch(() => null);
+      const l = await s.readLine(scaled(3000)).catch(() => null);
       if (l === null) break;
       lines.push(l);
       if (name === 'ours' && l.startsWith('a1 ')) break;
@@ -420,7 +421,7 @@ test('B12: SIGTERM: ours logs out of its cached server connection; the original 
 // --- B13: one server address, resolved once -----------------------------------------
 
 // Without private mount namespaces neither daemon can get its own /etc/hosts: skipped, not passed.
-(await mountNamespacesWork() ? test : test.skip)('B13: the server name has two addresses and the one in use dies: ours uses the other; the original keeps the dead one', async (t) => {
+(mountNamespacesWorkSync() ? test : test.skip)('B13: the server name has two addresses and the one in use dies: ours uses the other; the original keeps the dead one', async (t) => {
   // A private /etc/hosts (bind-mounted in each daemon's own mount namespace):
   // imapserver.test is 127.0.0.1 and 127.0.0.9, each a forwarder to Dovecot.
   const forwarders: Array<{ address: string; server: net.Server; sockets: Set<net.Socket>; accepted: number }> = [];
@@ -465,7 +466,7 @@ test('B12: SIGTERM: ours logs out of its cached server connection; the original 
     orig = await startCImapproxy({ serverPort: port, extraConf: conf, hostsFile });
     // both start-up probes (ours: the greeting; the original's CAPABILITY) are over
     await eventually('the start-up probes of both daemons', () =>
-      (forwarders.reduce((n, f) => n + f.accepted, 0) >= 2 && forwarders.every((f) => f.sockets.size === 0) ? true : undefined));
+      (forwarders.reduce((n, f) => n + f.accepted, 0) >= 2 && forwarders.every((f) => [...f.sockets].every((s) => s.destroyed)) ? true : undefined));
     // Which address does the original use? (Both daemons get the addresses
     // in the same order from getaddrinfo.)
     const before = forwarders.map((f) => f.accepted);

@@ -8,7 +8,7 @@
 // "log" = a socket of our syslog catcher. Its log then lands in <dir>/imapproxy.log
 // and the machine's /dev/log is untouched. Otherwise it runs without a log
 // (logging: false, logLines() resolves to []).
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -67,9 +67,17 @@ export interface CImapproxy {
   stop(): Promise<void>;
 }
 
+/**
+ * The same check, synchronously: for deciding at declaration time whether a test
+ * that needs its own /etc/hosts runs or is reported as skipped.
+ */
+export function mountNamespacesWorkSync(): boolean {
+  return spawnSync(UNSHARE_BIN, ['--mount', 'sh', '-c', 'mount --make-rprivate / && mount --bind /dev/null /dev/null'], { stdio: 'ignore' }).status === 0;
+}
+
 let namespacesWork: Promise<boolean> | undefined;
 /** Can we make a private mount namespace and bind-mount in it? Checked once per process. */
-export function mountNamespacesWork(): Promise<boolean> {
+function mountNamespacesWork(): Promise<boolean> {
   namespacesWork ??= run(UNSHARE_BIN, ['--mount', 'sh', '-c', 'mount --make-rprivate / && mount --bind /dev/null /dev/null'])
     .then(() => true, () => false);
   return namespacesWork;

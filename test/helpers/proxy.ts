@@ -124,7 +124,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     await waitForListening([port], { timeoutMs: 30_000, what: `imapproxyd on ${port}`, abortReason: () => exitReason });
   } catch (err) {
     await stop('SIGKILL');
-    throw new Error(`${(err as Error).message}\n${lines.join('\n')}`);
+    throw new Error(`${(err as Error).message}\n${lines.join('\n')}`, { cause: err });
   }
   return {
     port,
