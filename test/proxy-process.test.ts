@@ -90,7 +90,8 @@ async function startBackground(t: ExecutionContext, extraConf: string): Promise<
   launcher.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   launcher.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const code = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`imapproxyd launcher did not return within 15 s: ${output}`)), 15_000);
+    const limit = scaled(15_000);
+    const timer = setTimeout(() => reject(new Error(`imapproxyd launcher did not return within ${limit} ms: ${output}`)), limit);
     launcher.once('close', (c) => {
       clearTimeout(timer);
       resolve(c);

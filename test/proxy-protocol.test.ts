@@ -26,6 +26,7 @@ import { startProxy, type Proxy } from './helpers/proxy.js';
 import { eventually, loginEvents, waitForCached, waitForLoginEvents, waitForLogLines } from './helpers/proxy-log.js';
 import { makeSelfSignedCert } from './helpers/tls-cert.js';
 import { RawClient } from './helpers/transcript.js';
+import { scaled } from './helpers/wait.js';
 
 const REUSE = '* OK [XPROXYREUSE] IMAP connection reused by imapproxy';
 const LOGGED_IN = 'a1 OK User logged in';
@@ -207,7 +208,7 @@ function readLines(socket: tls.TLSSocket, done: RegExp): Promise<string[]> {
   return new Promise((resolve, reject) => {
     let buf = '';
     const lines: string[] = [];
-    const timer = setTimeout(() => reject(new Error(`no line matching ${done}; got ${JSON.stringify(lines)}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`no line matching ${done}; got ${JSON.stringify(lines)}`)), scaled(10_000));
     const onData = (chunk: Buffer) => {
       buf += chunk.toString('latin1');
       let nl;

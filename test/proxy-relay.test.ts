@@ -20,6 +20,7 @@ import { startProxy, type Proxy } from './helpers/proxy.js';
 import { eventually, waitForVerdict } from './helpers/proxy-log.js';
 import { Bare } from './helpers/reliability.js';
 import { RawClient } from './helpers/transcript.js';
+import { scaled } from './helpers/wait.js';
 import { startTap, type Tap } from './helpers/tap.js';
 
 const REUSE = '* OK [XPROXYREUSE] IMAP connection reused by imapproxy';
@@ -589,7 +590,7 @@ test('COMPRESS active: when the server ends the session, the proxy writes nothin
   t.regex(plain, /^a3 OK NOOP completed/);
   const ended = new Promise<boolean>((resolve) => {
     a.socket.once('close', () => resolve(true));
-    setTimeout(() => resolve(false), 10_000).unref();
+    setTimeout(() => resolve(false), scaled(10_000)).unref();
   });
   await dovecot.doveadm('kick', user);
   t.true(await ended, 'the proxy closes the client once the server is gone');
