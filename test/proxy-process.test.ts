@@ -238,7 +238,8 @@ test('SIGHUP changes cache_expiration_time, for connections already cached too',
   await proxy.waitForLog(/info: SIGHUP: cache_expiration_time: 300 -> 2$/);
   await proxy.waitForLog(/info: SIGHUP: configuration .* reloaded \(1 option\(s\) changed, 0 need a restart\)$/);
   await proxy.waitForLog(new RegExp(`info: Expiring server sd \\[${first!.sd}\\]$`), 5000);
-  t.true(Date.now() - hupAt < 4000);
+  // 2 s instead of 300 s; the margin is stretched by the load (the log reaches us late)
+  t.true(Date.now() - hupAt < scaled(4000), `expired ${Date.now() - hupAt} ms after SIGHUP`);
 
   // a connection cached now lives 2 s
   const before = Date.now(); // before it was cached: `lived` below cannot come out short
@@ -292,6 +293,8 @@ test('SIGTERM: cached and active server connections are logged out, final counte
   const proxy = await proxyFor(t, { serverPort: dovecot.port });
   const nobody = (await lookupUser('nobody'))!;
   const nogroup = (await lookupGroupId('nogroup'))!;
+  // the daemon listens before it drops privileges (SPEC §3): wait for the drop
+  await proxy.waitForLog(new RegExp(`info: Process will run as uid ${nobody.uid} \\(nobody\\) and gid ${nogroup} \\(nogroup\\)\\.$`));
   const status = await readFile(`/proc/${proxy.pid}/status`, 'utf8');
   t.regex(status, new RegExp(`^Uid:\\t${nobody.uid}\\t${nobody.uid}\\t${nobody.uid}\\t${nobody.uid}$`, 'm'));
   t.regex(status, new RegExp(`^Gid:\\t${nogroup}\\t${nogroup}\\t${nogroup}\\t${nogroup}$`, 'm'));
@@ -299,7 +302,6 @@ test('SIGTERM: cached and active server connections are logged out, final counte
     const st = await stat(path.join(proxy.dir, f));
     t.deepEqual([st.uid, st.gid, st.mode & 0o777], [nobody.uid, nogroup, 0o600], f);
   }
-  await proxy.waitForLog(new RegExp(`info: Process will run as uid ${nobody.uid} \\(nobody\\) and gid ${nogroup} \\(nogroup\\)\\.$`));
 });
 
 test('a control socket another daemon answers on stops the start; a stale one is replaced', async (t) => {
@@ -307,7 +309,7 @@ test('a control socket another daemon answers on stops the start; a stale one is
   const conf = (await readFile(proxy.confFile, 'utf8')).replace(`listen_port ${proxy.port}`, `listen_port ${await getFreePort()}`);
   const second = path.join(proxy.dir, 'second.conf');
   await writeFile(second, conf);
-  const r = spawnSync(process.execPath, [IMAPPROXYD, '-f', second], { encoding: 'utf8', timeout: 15_000 });
+  const r = spawnSync(process.execPath, [IMAPPROXYD, '-f', second], { encoding: 'utf8', timeout: scaled(15_000) });
   t.is(r.status, 1);
   t.regex(r.stderr, new RegExp(`imapproxyd: control_socket ${path.join(proxy.dir, 'control.sock').replace(/\./g, '\\.')} is in use: is another imapproxyd running with this configuration\\?\\n$`));
 
