@@ -251,7 +251,7 @@ test('expiry counts from the last logout: a reuse restarts the 2 s timer', async
     await sleep(1200); // kept: time passing toward the expiry is what is under test
     t.deepEqual(await cycle(own, 'user4'), OK_REUSED);
     await waitForCached(own, 'user4', 2);
-    await sleep(1200); // 2.4 s after the first logout, 1.2 s after the second
+    await sleep(1200); // kept, as above: 2.4 s after the first logout, 1.2 s after the second
     t.deepEqual(await cycle(own, 'user4'), OK_REUSED);
     t.is(await dovecot.loginCount('user4'), 1);
     t.deepEqual(own.log().filter((l) => /Expiring server sd/.test(l)), []);
