@@ -58,11 +58,11 @@ async function startBackground(t: ExecutionContext, extraConf: string): Promise<
   if (asRoot && nobody && nogroup !== undefined) await chown(dir, nobody.uid, nogroup);
   const logFile = path.join(dir, 'syslog.txt');
   const catcher = await startSyslogCatcher(path.join(dir, 'log.sock'), logFile);
-  const port = await getFreePort();
+  let port = 0;
   const confFile = path.join(dir, 'imapproxy.conf');
   const pidFile = path.join(dir, 'run', 'imapproxyd.pid');
   const controlSocket = path.join(dir, 'run', 'control.sock');
-  await writeFile(confFile, [
+  const writeConf = () => writeFile(confFile, [
     `server_hostname ${LOOPBACK}`, `server_port ${dovecot.port}`, `listen_address ${LOOPBACK}`, `listen_port ${port}`,
     'connect_retries 0', 'foreground_mode no', `stat_filename ${path.join(dir, 'pimpstats')}`,
     `protocol_log_filename ${path.join(dir, 'protocol.log')}`, `control_socket ${controlSocket}`, extraConf, '',
@@ -82,21 +82,35 @@ async function startBackground(t: ExecutionContext, extraConf: string): Promise<
   });
   // The launcher returns once the daemon listens; `close` (not just `exit`) proves the
   // daemon does not hold the launcher's stdout/stderr open.
-  const launcher = spawn(process.execPath, [IMAPPROXYD, '-f', confFile, '-p', pidFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, IMAPPROXYD_SYSLOG_SOCKET: catcher.socketPath },
-  });
-  let output = '';
-  launcher.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  launcher.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const limit = scaled(15_000);
-    const timer = setTimeout(() => reject(new Error(`imapproxyd launcher did not return within ${limit} ms: ${output}`)), limit);
-    launcher.once('close', (c) => {
-      clearTimeout(timer);
-      resolve(c);
+  const launch = async (): Promise<{ code: number | null; output: string }> => {
+    const launcher = spawn(process.execPath, [IMAPPROXYD, '-f', confFile, '-p', pidFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, IMAPPROXYD_SYSLOG_SOCKET: catcher.socketPath },
     });
-  });
+    let output = '';
+    launcher.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    launcher.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const limit = scaled(15_000);
+      const timer = setTimeout(() => reject(new Error(`imapproxyd launcher did not return within ${limit} ms: ${output}`)), limit);
+      launcher.once('close', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    return { code, output };
+  };
+  // A free port can be taken by someone else before the daemon binds it: retry with
+  // another one (and a clean syslog file, which the tests read from the start).
+  let code: number | null = null;
+  let output = '';
+  for (let attempt = 1; ; attempt++) {
+    port = await getFreePort();
+    await writeConf();
+    ({ code, output } = await launch());
+    if (code === 0 || !/EADDRINUSE/.test(output) || attempt >= 3) break;
+    await writeFile(logFile, '');
+  }
   if (code !== 0) throw new Error(`imapproxyd launcher exited ${code}: ${output}`);
   pid = Number((await readFile(pidFile, 'utf8')).trim());
   // The catcher writes a datagram a moment after the daemon sent it: read until the file is quiet.

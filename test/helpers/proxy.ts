@@ -46,6 +46,18 @@ export interface Proxy {
 }
 
 export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
+  // A free port can be taken by someone else before the daemon binds it: when the
+  // port was ours to choose, try again with another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startProxyOnce(opts);
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startProxyOnce(opts: ProxyOptions): Promise<Proxy> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'imapproxy-ts-'));
   await chmod(dir, 0o755);
   const port = opts.port ?? (await getFreePort());
