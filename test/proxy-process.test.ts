@@ -102,8 +102,8 @@ async function startBackground(t: ExecutionContext, extraConf: string): Promise<
   };
   // A free port can be taken by someone else before the daemon binds it: retry with
   // another one (and a clean syslog file, which the tests read from the start).
-  let code: number | null = null;
-  let output = '';
+  let code: number | null;
+  let output: string;
   for (let attempt = 1; ; attempt++) {
     port = await getFreePort();
     await writeConf();
