@@ -75,10 +75,6 @@ export class ProtocolTrace {
     return [...this.users];
   }
 
-  isTraced(user: string): boolean {
-    return this.users.has(user);
-  }
-
   /** Adds users; returns those that were not traced yet (each gets the "enabled" marker). */
   enable(users: readonly string[]): string[] {
     const added: string[] = [];
