@@ -28,7 +28,9 @@ import type { ProxyEndpoint } from './proxy-protocol.js';
 
 const EMPTY = Buffer.alloc(0);
 
-export type LoginKind = 'LOGIN' | 'AUTHENTICATE';
+import type { LoginKind, PreauthSession } from './command.js';
+
+export type { LoginKind };
 
 /** Both ends of the client's connection as the client sees them. */
 export interface ClientPeer {
@@ -36,7 +38,7 @@ export interface ClientPeer {
   local: ProxyEndpoint;
 }
 
-export class ClientSession {
+export class ClientSession implements PreauthSession {
   /** Arguments of every ID the client sent before login, in order. */
   readonly ids: string[] = [];
   /** The client "ip:port" for logs, limits and dumps: the real client's when a PROXY protocol header named it. */

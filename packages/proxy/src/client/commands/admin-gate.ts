@@ -2,10 +2,10 @@
 // each answers exactly what the original answers to it (SPEC §6). The option
 // is read at every command, so a reload switches them on or off at once.
 
-import type { ClientSession } from '../session.js';
+import type { PreauthSession } from '../command.js';
 
 /** True when admin commands are on; otherwise answers `BAD Unrecognized command`. */
-export function adminCommandsEnabled(session: ClientSession, tag: string): boolean {
+export function adminCommandsEnabled(session: PreauthSession, tag: string): boolean {
   if (session.ctx.config.enable_admin_commands) return true;
   session.send(`${tag} BAD Unrecognized command\r\n`);
   return false;

@@ -5,7 +5,7 @@
 
 import type { Arg } from '@imapproxy/shared';
 import type { PreauthCommand } from '../command.js';
-import type { ClientSession } from '../session.js';
+import type { PreauthSession } from '../command.js';
 
 const USERNAME_PROMPT = 'VXNlcm5hbWU6'; // "Username:"
 const PASSWORD_PROMPT = 'UGFzc3dvcmQ6'; // "Password:"
@@ -51,14 +51,14 @@ function decodeBase64(text: string): Buffer | null {
 }
 
 /** One client response to a `+` challenge; `*` cancels. */
-async function respond(session: ClientSession, challenge: string): Promise<Buffer | null> {
+async function respond(session: PreauthSession, challenge: string): Promise<Buffer | null> {
   session.send(`+ ${challenge}\r\n`);
   const line = (await session.readLine()).toString('latin1').trimEnd();
   if (line === '*') throw new Cancelled();
   return decodeBase64(line);
 }
 
-async function plain(session: ClientSession, tag: string, initial: Buffer | null): Promise<void> {
+async function plain(session: PreauthSession, tag: string, initial: Buffer | null): Promise<void> {
   const message = initial ?? (await respond(session, ''));
   if (message === null) {
     session.send(`${tag} BAD Invalid base64 data\r\n`);
@@ -85,7 +85,7 @@ async function plain(session: ClientSession, tag: string, initial: Buffer | null
   await session.login(tag, { user, password }, 'AUTHENTICATE');
 }
 
-async function loginMech(session: ClientSession, tag: string, initial: Buffer | null): Promise<void> {
+async function loginMech(session: PreauthSession, tag: string, initial: Buffer | null): Promise<void> {
   const user = initial ?? (await respond(session, USERNAME_PROMPT));
   const password = user === null ? null : await respond(session, PASSWORD_PROMPT);
   if (user === null || password === null || user.length === 0) {
