@@ -22,10 +22,18 @@ import type { ProxyContext } from '../context.js';
 import { secondsSince } from '../metrics/proxy-metrics.js';
 import { Relay } from '../relay/relay.js';
 import type { ClientTlsView } from '../tls/client-tls.js';
+import { ChunkQueue } from './chunk-queue.js';
 import { PREAUTH_COMMANDS } from './commands/index.js';
 import type { ProxyEndpoint } from './proxy-protocol.js';
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * Bytes read and thrown away after the proxy's last words (a BYE) before it
+ * stops reading. A few are read so that a client that closes after the BYE
+ * is seen to close; a client that goes on sending gets TCP back-pressure
+ * instead of the daemon's time and memory (issue 16, finding 4).
+ */
+const DISCARD_AFTER_BYE = 64 * 1024;
 
 export type LoginKind = 'LOGIN' | 'AUTHENTICATE';
 
@@ -44,7 +52,9 @@ export class ClientSession {
   readonly peer: ClientPeer;
   private state: 'greeting' | 'preauth' | 'login' | 'relay' | 'closed' = 'greeting';
   private readonly assembler: CommandAssembler;
-  private pending: Buffer = EMPTY;
+  private readonly pending = new ChunkQueue();
+  /** Bytes read after end(). */
+  private discarded = 0;
   private ready: RawCommand | null = null;
   private busy = false;
   private lineWaiter: ((line: Buffer) => void) | null = null;
@@ -199,8 +209,7 @@ export class ClientSession {
     }
     const plain = this.socket;
     plain.off('data', this.onData);
-    let discarded = this.pending.length;
-    this.pending = EMPTY;
+    let discarded = this.pending.clear();
     for (let chunk: Buffer | null; (chunk = plain.read() as Buffer | null) !== null; ) discarded += chunk.length;
     if (discarded > 0) this.ctx.log.notice(`client ${this.address}: ${discarded} byte(s) sent after STARTTLS discarded`);
     clearTimeout(this.preauthTimer);
@@ -224,6 +233,7 @@ export class ClientSession {
   /** Last words and close. */
   end(text: string): void {
     this.state = 'closed';
+    this.pending.clear();
     clearTimeout(this.preauthTimer);
     if (!this.socket.destroyed) this.socket.end(text);
     const timer = setTimeout(() => this.socket.destroy(), 5000);
@@ -249,14 +259,20 @@ export class ClientSession {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    if (this.state === 'closed') {
+      // After the BYE nothing the client sends is read as a command.
+      this.discarded += chunk.length;
+      if (this.discarded > DISCARD_AFTER_BYE) this.socket.pause();
+      return;
+    }
+    this.pending.push(chunk);
     if (this.lineWaiter) this.serveLine();
     else if (!this.busy) void this.pump();
   };
 
   private serveLine(): void {
-    const nl = this.pending.indexOf(0x0a);
-    if (nl < 0) {
+    const taken = this.pending.takeLine();
+    if (taken === null) {
       if (this.pending.length > this.ctx.config.max_preauth_line_length) {
         // logged like every other limit (it was the one that closed silently)
         this.ctx.log.info(`client ${this.address}: AUTHENTICATE response longer than ${this.ctx.config.max_preauth_line_length} bytes: closing`);
@@ -264,9 +280,8 @@ export class ClientSession {
       }
       return;
     }
-    let line = this.pending.subarray(0, nl);
+    let line = taken.subarray(0, taken.length - 1);
     if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
-    this.pending = this.pending.subarray(nl + 1);
     const waiter = this.lineWaiter!;
     this.lineWaiter = null;
     this.socket.pause();
@@ -298,15 +313,19 @@ export class ClientSession {
         this.ready = null;
         let used: number;
         try {
-          used = this.assembler.push(this.pending);
+          // chunk by chunk: the parser keeps what it needs of a partial line
+          used = this.assembler.push(this.pending.peek()!);
         } catch (err) {
           this.ctx.log.info(`client ${this.address}: ${(err as Error).message}: closing`);
           this.end(`* BYE ${(err as Error).message}\r\n`);
           return;
         }
-        this.pending = this.pending.subarray(used);
+        this.pending.consume(used);
         const cmd = this.ready as RawCommand | null;
-        if (cmd === null) break;
+        if (cmd === null) {
+          if (used === 0) break;
+          continue;
+        }
         this.socket.pause();
         await this.execute(cmd);
         this.armPreauthTimer();
@@ -437,8 +456,7 @@ export class ClientSession {
       selectCommand: (hit) => ctx.stats.selectCommand(hit),
       done: (outcome) => done(outcome.reusable, outcome.reusable ? '' : outcome.reason),
     });
-    const pendingClient = this.pending;
-    this.pending = EMPTY;
+    const pendingClient = this.pending.takeAll();
     relay.start(pendingClient, pendingServer);
   }
 }
