@@ -4,9 +4,12 @@
 // to the metrics port. Each test runs its own daemon in front of one Dovecot.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
-import { waitForLogLines } from './helpers/proxy-log.js';
+import { getFreePorts, LOOPBACK } from './helpers/ports.js';
+import { waitForCached, waitForLogLines } from './helpers/proxy-log.js';
 import { Bare, rssKb, rssSampler } from './helpers/reliability.js';
 import { RawClient } from './helpers/transcript.js';
 
@@ -88,5 +91,79 @@ test('pre-login: after `* BYE line longer than ...` the proxy stops reading; str
     }
     await waitForLogLines(p, /client 127\.0\.0\.1:\d+: line longer than 8192 bytes: closing$/, 4);
     t.true(await loginWorks(p, 'user2'));
+  });
+});
+
+test('max_server_connections_per_user: a tagged NO [LIMIT] without a server login when one user holds its share in use; a cached one of another password makes room', async (t) => {
+  await withProxy('max_server_connections_per_user 2', async (p) => {
+    const before = await dovecot.loginCount('user3');
+    const a = await RawClient.connect(p.port);
+    const b = await RawClient.connect(p.port);
+    t.is((await a.command('a1 LOGIN user3 pass3')).at(-1), 'a1 OK User logged in');
+    t.is((await b.command('b1 LOGIN user3 pass3')).at(-1), 'b1 OK User logged in');
+    const c = await RawClient.connect(p.port);
+    t.deepEqual(await c.command('c1 LOGIN user3 pass3'), ['c1 NO [LIMIT] LOGIN failed: too many connections for this user']);
+    await waitForLogLines(p, /LOGIN: 'user3' \(127\.0\.0\.1:\d+\) failed: max_server_connections_per_user 2 reached$/);
+    t.is(await dovecot.loginCount('user3'), before + 2, 'no server connection was opened for the refused login');
+    t.true(await loginWorks(p, 'user4'), 'other users are not affected');
+    // one session ends: its connection is cached and serves the next login
+    await a.command('a2 LOGOUT');
+    await waitForCached(p, 'user3');
+    t.is((await c.command('c2 LOGIN user3 pass3')).at(-1), 'c2 OK User logged in');
+    await c.command('c3 LOGOUT');
+    await waitForCached(p, 'user3', 2);
+    // a cached connection logged in with another password cannot serve this
+    // login: it is closed to make room rather than refusing the login
+    const wrong = await RawClient.connect(p.port);
+    t.regex((await wrong.command('w1 LOGIN user3 wrong')).at(-1)!, /^w1 NO /);
+    await waitForLogLines(p, /Expiring server sd \[\d+\] to make room \(max_server_connections_per_user 2 reached for user 'user3'\)$/);
+    await wrong.close();
+    await b.command('b2 LOGOUT');
+    for (const x of [a, b, c]) await x.close();
+  });
+});
+
+/** One HTTP/1.1 GET on its own connection; resolves with the status (rejects when the connection is refused or reset). */
+function scrape(port: number, socket?: net.Socket): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: LOOPBACK, port, path: '/metrics', agent: false, ...(socket ? { createConnection: () => socket } : {}), headers: { Connection: 'keep-alive' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('metrics: 64 idle connections (keep-alive after a scrape, or silent) do not block the next scrape', async (t) => {
+  const [metricsPort] = (await getFreePorts(1)) as [number];
+  await withProxy(`metrics_listen_port ${metricsPort}`, async (p) => {
+    await waitForLogLines(p, new RegExp(`metrics on http://127\\.0\\.0\\.1:${metricsPort}/metrics$`), 1, 10_000);
+    const idle: net.Socket[] = [];
+    const connect = () =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect({ host: LOOPBACK, port: metricsPort });
+        s.once('connect', () => resolve(s));
+        s.once('error', reject);
+      });
+    // 32 keep-alive connections that scraped once and stay open, 40 that never say anything
+    for (let i = 0; i < 32; i++) {
+      const s = await connect();
+      s.on('error', () => {});
+      idle.push(s);
+      t.is(await scrape(metricsPort, s), 200);
+    }
+    for (let i = 0; i < 40; i++) {
+      const s = await connect();
+      s.on('error', () => {});
+      idle.push(s);
+    }
+    for (let i = 0; i < 3; i++) t.is(await scrape(metricsPort), 200, `scrape ${i} with ${idle.length} idle connections open`);
+    const stillOpen = idle.filter((s) => !s.destroyed && !s.readableEnded).length;
+    t.log(`${stillOpen} of ${idle.length} idle connections still open`);
+    for (const s of idle) s.destroy();
   });
 });

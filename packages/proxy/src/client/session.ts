@@ -16,7 +16,7 @@ import {
 } from '@imapproxy/shared';
 import type { Credentials } from '../backend/connector.js';
 import { CredentialKey } from '../backend/credential-key.js';
-import { LoginRefusedError, PoolFullError } from '../backend/errors.js';
+import { LoginRefusedError, PoolFullError, UserLimitError } from '../backend/errors.js';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import type { ProxyContext } from '../context.js';
 import { secondsSince } from '../metrics/proxy-metrics.js';
@@ -394,12 +394,15 @@ export class ClientSession {
 
     ctx.log.info(`LOGIN: '${shown}' (${this.address}) no previous connection: creating a new one`);
     try {
-      ctx.pool.reserve();
+      ctx.pool.reserve(userKey);
     } catch (err) {
-      if (!(err instanceof PoolFullError)) throw err;
+      if (!(err instanceof PoolFullError) && !(err instanceof UserLimitError)) throw err;
       ctx.log.info(`LOGIN: '${shown}' (${this.address}) failed: ${err.message}`);
       ctx.stats.loginFailed();
-      this.afterFailedLogin(`${tag} NO [UNAVAILABLE] ${failText}: too many connections\r\n`);
+      // RFC 5530: [LIMIT] is this user's own share, [UNAVAILABLE] the whole pool
+      this.afterFailedLogin(err instanceof UserLimitError
+        ? `${tag} NO [LIMIT] ${failText}: too many connections for this user\r\n`
+        : `${tag} NO [UNAVAILABLE] ${failText}: too many connections\r\n`);
       ctx.metrics?.observeLogin('failed', secondsSince(started));
       return;
     }
@@ -408,7 +411,7 @@ export class ClientSession {
       const origin = ctx.config.send_originating_ip ? { client: this.peer.remote, connected: this.peer.local } : undefined;
       conn = await ctx.connector.login(creds, this.ids, Date.now() + ctx.config.login_timeout * 1000, origin);
     } catch (err) {
-      ctx.pool.unreserve();
+      ctx.pool.unreserve(userKey);
       ctx.stats.loginFailed();
       if (err instanceof LoginRefusedError) {
         ctx.log.info(`LOGIN: '${shown}' (${this.address}) failed: ${err.message}`);
