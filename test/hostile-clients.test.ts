@@ -9,6 +9,7 @@ import net from 'node:net';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { getFreePorts, LOOPBACK } from './helpers/ports.js';
+import { runCtl } from './helpers/ctl.js';
 import { waitForCached, waitForLogLines } from './helpers/proxy-log.js';
 import { Bare, rssKb, rssSampler } from './helpers/reliability.js';
 import { RawClient } from './helpers/transcript.js';
@@ -166,4 +167,62 @@ test('metrics: 64 idle connections (keep-alive after a scrape, or silent) do not
     t.log(`${stillOpen} of ${idle.length} idle connections still open`);
     for (const s of idle) s.destroy();
   });
+});
+
+test('names: control bytes in a login name get a tagged NO before any server connection; client text is shown escaped in the log, XPROXY_TRACE, the trace file and imapproxyctl', async (t) => {
+  await withProxy('enable_admin_commands yes', async (p) => {
+    const c = await RawClient.connect(p.port);
+    const refused = 'NO [AUTHENTICATIONFAILED] LOGIN failed: invalid characters in user name';
+    // a literal can carry anything: NUL, CR LF (a forged log line), ESC
+    for (const [i, name] of ['user1\0admin', "user1\r\nimapproxyd[1]: LOGIN: 'root'", 'user1\u001b[2J', 'user1\u007f'].entries()) {
+      const bytes = Buffer.from(name, 'utf8');
+      await c.sendRaw(`n${i} LOGIN {${bytes.length}+}\r\n`);
+      await c.sendRaw(Buffer.concat([bytes, Buffer.from(' pass1\r\n')]));
+      t.deepEqual(await c.readUntilTagged(`n${i}`), [`n${i} ${refused}`], JSON.stringify(name));
+    }
+    // AUTHENTICATE PLAIN: authzid NUL authcid NUL password, with a TAB in the name
+    const plain = Buffer.from('\0user1\tx\0pass1').toString('base64');
+    t.deepEqual(await c.command(`n9 AUTHENTICATE PLAIN ${plain}`), ['n9 NO [AUTHENTICATIONFAILED] AUTHENTICATE failed: invalid characters in user name']);
+    t.is((await c.command('n10 LOGIN user1 pass1')).at(-1), 'n10 OK User logged in', 'the connection goes on');
+    await c.command('n11 LOGOUT');
+    await c.close();
+    const lines = await waitForLogLines(p, /refused: control character in the user name$/, 5);
+    t.true(lines.some((l) => l.includes("LOGIN: 'user1\\x0d\\x0aimapproxyd[1]: LOGIN: 'root'' (127.0.0.1:")), lines.join('\n'));
+    t.false(p.log().some((l) => l.startsWith('imapproxyd[1]')), 'no forged log line');
+    t.is(p.log().filter((l) => /no previous connection: creating a new one$/.test(l)).length, 1, 'only the good login reached the server');
+
+    // A quoted string may hold ESC: an admin client names a user with one
+    const admin = await RawClient.connect(p.port);
+    t.deepEqual(await admin.command('x1 XPROXY_TRACE "ev\u001b]0;owned\u0007il"'), ['x1 OK Tracing enabled for user ev\\x1b]0;owned\\x07il.']);
+    await admin.close();
+    const list = await runCtl(['-f', p.confFile, 'trace']);
+    t.is(list.stdout, 'traced: ev\\x1b]0;owned\\x07il\n');
+    const json = await runCtl(['-f', p.confFile, '--json', 'trace']);
+    t.false(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(json.stdout), json.stdout);
+    t.deepEqual((JSON.parse(json.stdout) as { traced: string[] }).traced, ['ev\u001b]0;owned\u0007il']);
+    const { readFile } = await import('node:fs/promises');
+    const trace = await readFile(`${p.dir}/protocol.log`, 'latin1');
+    t.true(trace.includes(' ev\\x1b]0;owned\\x07il PROXY: user tracing enabled.'), JSON.stringify(trace));
+    t.false(p.log().some((l) => /[\u0000-\u001f\u007f-\u009f]/.test(l)), 'no control character in any log line');
+  });
+});
+
+test('names: imapproxyctl flush USER closes every spelling the server takes for the account (user_match_exact for byte-for-byte)', async (t) => {
+  for (const exact of [false, true]) {
+    await withProxy(exact ? 'user_match_exact yes' : '', async (p) => {
+      for (const [i, name] of ['User6', 'USER6', 'user6'].entries()) {
+        const c = await RawClient.connect(p.port);
+        t.is((await c.command(`l${i} LOGIN ${name} pass6`)).at(-1), `l${i} OK User logged in`, name);
+        await c.command(`o${i} LOGOUT`);
+        await c.close();
+        await waitForCached(p, name);
+      }
+      const r = await runCtl(['-f', p.confFile, '--json', 'flush', 'user6']);
+      t.is((JSON.parse(r.stdout) as { closed: number }).closed, exact ? 1 : 3, r.stdout);
+      if (exact) {
+        const rest = await runCtl(['-f', p.confFile, '--json', 'flush', 'USER6']);
+        t.is((JSON.parse(rest.stdout) as { closed: number }).closed, 1);
+      }
+    });
+  }
 });

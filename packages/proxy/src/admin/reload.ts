@@ -19,7 +19,7 @@ export const LIVE_OPTIONS: ReadonlySet<OptionName> = new Set<OptionName>([
   'max_preauth_line_length', 'max_line_length', 'max_preauth_literal_size', 'max_pending_commands',
   'max_clients', 'max_clients_per_ip',
   // logging and administration
-  'syslog_facility', 'syslog_prioritymask', 'enable_admin_commands', 'strict_config',
+  'syslog_facility', 'syslog_prioritymask', 'enable_admin_commands', 'strict_config', 'user_match_exact',
 ]);
 
 

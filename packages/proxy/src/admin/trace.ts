@@ -15,7 +15,9 @@ import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import { ImapProxyError } from '@imapproxy/shared';
 import type { Logger } from '../log/logger.js';
+import { printable } from '../log/printable.js';
 import { ClientTraceMasker } from './credential-mask.js';
+import { userMatchKey } from './user-match.js';
 
 /** What the relay calls for every chunk of a traced session (RelayHooks.trace). */
 export interface TraceRecorder {
@@ -75,8 +77,17 @@ export class ProtocolTrace {
     return [...this.users];
   }
 
-  isTraced(user: string): boolean {
-    return this.users.has(user);
+  isTraced(user: string, exact = true): boolean {
+    return this.tracedEntry(user, exact) !== undefined;
+  }
+
+  /** The entry of the list that names `user` (user-match.ts), if any. */
+  private tracedEntry(user: string, exact: boolean): string | undefined {
+    if (this.users.has(user)) return user;
+    if (exact) return undefined;
+    const key = userMatchKey(user, false);
+    for (const u of this.users) if (userMatchKey(u, false) === key) return u;
+    return undefined;
   }
 
   /** Adds users; returns those that were not traced yet (each gets the "enabled" marker). */
@@ -108,15 +119,17 @@ export class ProtocolTrace {
 
   /**
    * A session starts relaying: its recorder when `userKey` (the login name's
-   * bytes as latin1, as the pool keys it) is traced, else undefined.
+   * bytes as latin1, as the pool keys it) is traced, else undefined. Names
+   * match ignoring case unless `exact` (user_match_exact).
    */
-  begin(userKey: string, client: Socket, serverId: number): TraceRecorder | undefined {
+  begin(userKey: string, client: Socket, serverId: number, exact = false): TraceRecorder | undefined {
     if (this.users.size === 0) return undefined;
     const user = Buffer.from(userKey, 'latin1').toString('utf8');
-    if (!this.users.has(user)) return undefined;
+    const entry = this.tracedEntry(user, exact);
+    if (entry === undefined) return undefined;
     const clientSd = socketFd(client);
     const masker = new ClientTraceMasker();
-    const name = () => (this.users.has(user) ? user : 'Null username');
+    const name = () => (this.users.has(entry) ? user : 'Null username');
     return {
       client: (data) => {
         const shown = masker.push(data);
@@ -148,11 +161,11 @@ export class ProtocolTrace {
   }
 
   private marker(user: string, text: string): void {
-    this.enqueue(Buffer.from(`\n\n-----> C= ${unixTime()} ${user} PROXY: ${text}\n`, 'utf8'));
+    this.enqueue(Buffer.from(`\n\n-----> C= ${unixTime()} ${printable(user)} PROXY: ${text}\n`, 'utf8'));
   }
 
   private record(user: string, side: 'CLIENT' | 'SERVER', sd: number, data: Buffer): void {
-    const header = Buffer.from(`\n\n-----> C= ${unixTime()} ${user} ${side}: sd [${sd}]\n`, 'utf8');
+    const header = Buffer.from(`\n\n-----> C= ${unixTime()} ${printable(user)} ${side}: sd [${sd}]\n`, 'utf8');
     this.enqueue(Buffer.concat([header, data]));
   }
 

@@ -248,11 +248,12 @@ export class BackendPool {
     this.dropHeld();
   }
 
-  /** Closes every cached connection, of one user or of all (ctl flush, shutdown). */
-  flush(user?: string): number {
+  /** Closes every cached connection, of one user (a pool key, or a test of pool keys) or of all (ctl flush, shutdown). */
+  flush(user?: string | ((user: string) => boolean)): number {
     let n = 0;
+    const wanted = typeof user === 'string' ? (u: string) => u === user : user;
     for (const entry of [...this.lru]) {
-      if (user !== undefined && entry.user !== user) continue;
+      if (wanted !== undefined && !wanted(entry.user)) continue;
       this.unlink(entry);
       entry.conn.logoutAndClose(nextTag());
       this.dropHeld();

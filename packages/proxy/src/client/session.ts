@@ -22,6 +22,7 @@ import type { ProxyContext } from '../context.js';
 import { secondsSince } from '../metrics/proxy-metrics.js';
 import { Relay } from '../relay/relay.js';
 import type { ClientTlsView } from '../tls/client-tls.js';
+import { hasControlBytes } from '../log/printable.js';
 import { ChunkQueue } from './chunk-queue.js';
 import { PREAUTH_COMMANDS } from './commands/index.js';
 import type { ProxyEndpoint } from './proxy-protocol.js';
@@ -379,6 +380,15 @@ export class ClientSession {
     // cache_key_client_ip: a cached connection only serves logins from the
     // address it was opened for (its server saw that address, and IP-based
     // server policies stay exact), at the cost of fewer reuses.
+    if (hasControlBytes(creds.user)) {
+      // Refused before any server connection: servers disagree about such
+      // names (Dovecot stops at a NUL), and flush/trace could not name them.
+      ctx.log.info(`LOGIN: '${shown}' (${this.address}) refused: control character in the user name`);
+      ctx.stats.loginFailed();
+      this.send(`${tag} NO [AUTHENTICATIONFAILED] ${failText}: invalid characters in user name\r\n`);
+      ctx.metrics?.observeLogin('failed', secondsSince(started));
+      return;
+    }
     const key = CredentialKey.of(creds.password, ctx.config.cache_key_client_ip ? this.peer.remote.address : '');
     this.state = 'login';
 
@@ -454,7 +464,7 @@ export class ClientSession {
     this.state = 'relay';
     const relay = new Relay(socket, conn, ctx.config, {
       log: ctx.log,
-      trace: ctx.trace.begin(userKey, socket, conn.id),
+      trace: ctx.trace.begin(userKey, socket, conn.id, ctx.config.user_match_exact),
       resync: (ok) => ctx.stats.resync(ok),
       selectCommand: (hit) => ctx.stats.selectCommand(hit),
       done: (outcome) => done(outcome.reusable, outcome.reusable ? '' : outcome.reason),
