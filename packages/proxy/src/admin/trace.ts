@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import { ImapProxyError } from '@imapproxy/shared';
 import type { Logger } from '../log/logger.js';
 import { printable } from '../log/printable.js';
-import { ClientTraceMasker } from './credential-mask.js';
+import { TraceMasker } from './credential-mask.js';
 import { userMatchKey } from './user-match.js';
 
 /** What the relay calls for every chunk of a traced session (RelayHooks.trace). */
@@ -128,16 +128,17 @@ export class ProtocolTrace {
     const entry = this.tracedEntry(user, exact);
     if (entry === undefined) return undefined;
     const clientSd = socketFd(client);
-    const masker = new ClientTraceMasker();
+    const masker = new TraceMasker();
     const name = () => (this.users.has(entry) ? user : 'Null username');
     return {
       client: (data) => {
-        const shown = masker.push(data);
+        const shown = masker.client(data);
         if (shown.length > 0) this.record(name(), 'CLIENT', clientSd, shown);
       },
       server: (data) => {
-        masker.observeServer(data);
-        this.record(name(), 'SERVER', serverId, data);
+        // the server may repeat what was masked on the client's side
+        const shown = masker.server(data);
+        if (shown.length > 0) this.record(name(), 'SERVER', serverId, shown);
       },
     };
   }
