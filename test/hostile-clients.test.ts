@@ -10,7 +10,7 @@ import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { getFreePorts, LOOPBACK } from './helpers/ports.js';
 import { runCtl } from './helpers/ctl.js';
-import { waitForCached, waitForLogLines } from './helpers/proxy-log.js';
+import { eventually, waitForCached, waitForLogLines } from './helpers/proxy-log.js';
 import { Bare, rssKb, rssSampler } from './helpers/reliability.js';
 import { RawClient } from './helpers/transcript.js';
 
@@ -210,6 +210,7 @@ test('names: control bytes in a login name get a tagged NO before any server con
 test('names: imapproxyctl flush USER closes every spelling the server takes for the account (user_match_exact for byte-for-byte)', async (t) => {
   for (const exact of [false, true]) {
     await withProxy(exact ? 'user_match_exact yes' : '', async (p) => {
+      t.is((await runCtl(['-f', p.confFile, 'trace', 'User6'])).code, 0);
       for (const [i, name] of ['User6', 'USER6', 'user6'].entries()) {
         const c = await RawClient.connect(p.port);
         t.is((await c.command(`l${i} LOGIN ${name} pass6`)).at(-1), `l${i} OK User logged in`, name);
@@ -223,6 +224,15 @@ test('names: imapproxyctl flush USER closes every spelling the server takes for 
         const rest = await runCtl(['-f', p.confFile, '--json', 'flush', 'USER6']);
         t.is((JSON.parse(rest.stdout) as { closed: number }).closed, 1);
       }
+      // trace USER: the sessions of every spelling (the trace starts after the login)
+      const { readFile } = await import('node:fs/promises');
+      const traced = await eventually('the last session traced', async () => {
+        const x = await readFile(`${p.dir}/protocol.log`, 'latin1');
+        return x.includes(exact ? 'o0 LOGOUT' : 'o2 LOGOUT') ? x : undefined;
+      });
+      t.deepEqual(['o0', 'o1', 'o2'].filter((tag) => traced.includes(`${tag} LOGOUT`)), exact ? ['o0'] : ['o0', 'o1', 'o2']);
+      const off = await runCtl(['-f', p.confFile, '--json', 'trace', '--off', 'user6']);
+      t.deepEqual((JSON.parse(off.stdout) as { removed: string[] }).removed, exact ? [] : ['User6']);
     });
   }
 });

@@ -157,8 +157,8 @@ export class ProxyAdmin {
   }
 
   traceOff(user: string | undefined): ControlResults['trace-off'] {
-    const { trace, log } = this.opts.ctx;
-    const removed = trace.disable(user);
+    const { trace, log, config } = this.opts.ctx;
+    const removed = trace.disable(user, config.user_match_exact);
     for (const u of removed) log.info(`imapproxyctl trace --off: tracing disabled for user '${u}'`);
     return { removed, traced: trace.tracedUsers() };
   }

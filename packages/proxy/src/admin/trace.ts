@@ -107,8 +107,9 @@ export class ProtocolTrace {
    * switching off all tracing when nobody is traced still writes the marker
    * (with an empty user name).
    */
-  disable(user?: string): string[] {
-    const removed = user === undefined ? [...this.users] : this.users.has(user) ? [user] : [];
+  disable(user?: string, exact = true): string[] {
+    const key = user === undefined ? '' : userMatchKey(user, exact);
+    const removed = user === undefined ? [...this.users] : [...this.users].filter((u) => userMatchKey(u, exact) === key);
     for (const u of removed) {
       this.users.delete(u);
       this.marker(u, 'user tracing disabled. Expect further output until client logout.');
