@@ -201,7 +201,10 @@ test('names: control bytes in a login name get a tagged NO before any server con
     t.false(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(json.stdout), json.stdout);
     t.deepEqual((JSON.parse(json.stdout) as { traced: string[] }).traced, ['ev\u001b]0;owned\u0007il']);
     const { readFile } = await import('node:fs/promises');
-    const trace = await readFile(`${p.dir}/protocol.log`, 'latin1');
+    const trace = await eventually('the marker written', async () => {
+      const x = await readFile(`${p.dir}/protocol.log`, 'latin1');
+      return x.includes('PROXY: user tracing enabled.') ? x : undefined;
+    });
     t.true(trace.includes(' ev\\x1b]0;owned\\x07il PROXY: user tracing enabled.'), JSON.stringify(trace));
     t.false(p.log().some((l) => /[\u0000-\u001f\u007f-\u009f]/.test(l)), 'no control character in any log line');
   });
