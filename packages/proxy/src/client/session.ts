@@ -377,9 +377,6 @@ export class ClientSession {
     const shown = creds.user.toString('utf8');
     const okText = kind === 'LOGIN' ? 'User logged in' : 'User authenticated';
     const failText = kind === 'LOGIN' ? 'LOGIN failed' : 'AUTHENTICATE failed';
-    // cache_key_client_ip: a cached connection only serves logins from the
-    // address it was opened for (its server saw that address, and IP-based
-    // server policies stay exact), at the cost of fewer reuses.
     if (hasControlBytes(creds.user)) {
       // Refused before any server connection: servers disagree about such
       // names (Dovecot stops at a NUL), and flush/trace could not name them.
@@ -389,6 +386,9 @@ export class ClientSession {
       ctx.metrics?.observeLogin('failed', secondsSince(started));
       return;
     }
+    // cache_key_client_ip: a cached connection only serves logins from the
+    // address it was opened for (its server saw that address, and IP-based
+    // server policies stay exact), at the cost of fewer reuses.
     const key = CredentialKey.of(creds.password, ctx.config.cache_key_client_ip ? this.peer.remote.address : '');
     this.state = 'login';
 
