@@ -207,6 +207,13 @@ test('names: control bytes in a login name get a tagged NO before any server con
     });
     t.true(trace.includes(' ev\\x1b]0;owned\\x07il PROXY: user tracing enabled.'), JSON.stringify(trace));
     t.false(p.log().some((l) => /[\u0000-\u001f\u007f-\u009f]/.test(l)), 'no control character in any log line');
+    // an admin command with a literal ends the session inside the parser's callback: the bytes
+    // not parsed yet are dropped with it, and nothing is read from them afterwards
+    const dropped = await RawClient.connect(p.port);
+    await dropped.send('l1 XPROXY_TRACE {5}');
+    t.deepEqual(await dropped.expectClosed(), []);
+    await dropped.close();
+    t.false(p.log().some((l) => /internal error/i.test(l)), p.log().filter((l) => /internal error/i.test(l)).join('\n'));
   });
 });
 

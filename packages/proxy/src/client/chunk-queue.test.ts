@@ -30,6 +30,9 @@ test('consume and peek walk the chunks; takeLine after a partial consume', (t) =
   t.is(q.peek(), undefined);
   q.push(Buffer.from('q'));
   t.is(q.clear(), 1);
+  // cleared while a parser was reading its first chunk: consuming it is a no-op
+  q.consume(1);
+  t.is(q.length, 0);
 });
 
 test('a line trickled a byte at a time costs linear time', (t) => {

@@ -34,10 +34,10 @@ export class ChunkQueue {
     return this.chunks[this.head];
   }
 
-  /** Drops `n` bytes (at most the first chunk's length) from the front. */
+  /** Drops `n` bytes (at most the first chunk's length) from the front; nothing when empty (cleared meanwhile). */
   consume(n: number): void {
-    if (n <= 0) return;
-    const first = this.chunks[this.head]!;
+    const first = this.chunks[this.head];
+    if (n <= 0 || first === undefined) return;
     const whole = n >= first.length;
     const used = whole ? first.length : n;
     if (this.searched > 0) {

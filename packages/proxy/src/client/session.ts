@@ -321,6 +321,8 @@ export class ClientSession {
           this.end(`* BYE ${(err as Error).message}\r\n`);
           return;
         }
+        // the parser's callbacks may have ended the session (an admin command with a literal)
+        if (this.state !== 'preauth') break;
         this.pending.consume(used);
         const cmd = this.ready as RawCommand | null;
         if (cmd === null) {
