@@ -52,14 +52,24 @@ interface Outstanding {
   unselects: boolean;
   /** The command carried a literal: a refusal may mean the server read its data as commands. */
   literal: boolean;
+  /** A STATUS the proxy let run on the mailbox an earlier session left selected. */
+  onInherited?: boolean;
 }
 
-/** A client SELECT held back while the proxy's NOOP finds out whether the cached reply is current. */
+/**
+ * A client command held back while the proxy's NOOP finds out whether the
+ * cached SELECT reply (and so the session's view of the inherited mailbox)
+ * is current: a SELECT of that mailbox, answered from the cache on a hit; or
+ * a STATUS of it (Roundcube sends one before its SELECT), which may then run
+ * on the inherited selection: a current view answers as a fresh login would.
+ */
 interface SelectCheck {
+  kind: 'select' | 'status';
   tag: string;
   mailbox: Buffer;
   /** The client's command line, sent to the server after all on a miss. */
   bytes: Buffer;
+  use: CommandUse | null;
 }
 
 /** The reply of a forwarded SELECT, collected to be cached once it completes OK. */
@@ -309,10 +319,28 @@ export class Relay {
       this.proof.taint(understanding.reason.startsWith('unknown') ? 'unknown_command' : 'unparsed_arguments', understanding.reason);
       return;
     }
-    const use = understanding.use;
+    const use = this.newEffects(understanding.use);
     const entry = this.slot.entry;
     if (entry !== null && !keepsSelectCache(use, entry.mailbox)) this.slot.entry = null;
     this.applyUse(use);
+  }
+
+  /** Nothing outstanding, nothing queued, no IDLE or AUTHENTICATE in progress: a held command may be decided alone. */
+  private quiet(): boolean {
+    return this.outstanding.size === 0 && this.own.size === 0 && this.forwardClient.length === 0 && this.idleTag === null && this.authTag === null;
+  }
+
+  /**
+   * `use` with only the extensions it switches on that are not on yet: a
+   * STATUS HIGHESTMODSEQ on a connection with CONDSTORE on changes nothing.
+   * QRESYNC switches CONDSTORE on too (RFC 7162 §3.2.3).
+   */
+  private newEffects(use: CommandUse): CommandUse {
+    if (use.enables.length === 0) return use;
+    const all = new Set(use.enables);
+    if (all.has('QRESYNC')) all.add('CONDSTORE');
+    const fresh = [...all].filter((ext) => !this.conn.enabled.has(ext));
+    return fresh.length === use.enables.length && !all.has('QRESYNC') ? use : { ...use, enables: fresh };
   }
 
   /** What an understood command leaves in the session. */
@@ -356,20 +384,29 @@ export class Relay {
       return false;
     }
     if (this.outstanding.has(tag) || this.own.has(tag)) this.proof.taint('untracked_tag', 'a tag already in use');
-    if (complete && !understanding.understood) {
+    if (!understanding.understood) {
       this.proof.taint(understanding.reason.startsWith('unknown') ? 'unknown_command' : 'unparsed_arguments', understanding.reason);
     }
     if (!complete) this.reading = [seg.head];
-    const use = understanding.understood ? understanding.use : null;
+    const use = understanding.understood ? this.newEffects(understanding.use) : null;
+    if (name === 'STATUS' && this.inherited && complete && use !== null && use.mailbox !== null && this.slot.entry !== null) {
+      if (!sameMailbox(this.slot.entry.mailbox, use.mailbox)) {
+        // The STATUS of another mailbox is read from that mailbox, whatever is selected.
+        this.sendCommand(tag, name, { ...use, independentOfSelection: true }, complete, null);
+        return true;
+      }
+      if (lastInChunk && this.quiet() && this.slot.statusOk !== null) {
+        this.startSelectCheck({ kind: 'status', tag, mailbox: use.mailbox, bytes: Buffer.from(bytes), use });
+        return false;
+      }
+    }
     if (name === 'SELECT' && this.selectCache) {
       const mailbox = complete ? cacheableSelect(seg.head.toString('latin1')) : null;
       const entry = this.slot.entry;
       // Only when the SELECT is all the client asked for: nothing outstanding,
       // nothing after it, no IDLE or AUTHENTICATE in progress.
-      if (mailbox !== null && entry !== null && sameMailbox(entry.mailbox, mailbox) && this.conn.selected && lastInChunk
-        && this.outstanding.size === 0 && this.own.size === 0 && this.forwardClient.length === 0 && this.idleTag === null && this.authTag === null
-        && this.conn.enabled.size === 0) {
-        this.startSelectCheck({ tag, mailbox, bytes: Buffer.from(bytes) });
+      if (mailbox !== null && entry !== null && sameMailbox(entry.mailbox, mailbox) && this.conn.selected && lastInChunk && this.quiet()) {
+        this.startSelectCheck({ kind: 'select', tag, mailbox, bytes: Buffer.from(bytes), use });
         return false;
       }
       this.hooks.selectCommand?.(false);
@@ -392,7 +429,10 @@ export class Relay {
     if (entry !== null && !keepsSelectCache(use, entry.mailbox)) this.slot.entry = null;
     // A reply is only collected when it cannot mix with another command's.
     this.store = null;
-    if (cacheable !== null && this.outstanding.size === 0 && this.conn.enabled.size === 0 && use !== null && use.enables.length === 0 && this.serverScanner.atBoundary) {
+    // (With extensions on, the reply is stored under them: the connection only
+    // ever serves sessions with the same ones, and an entry never outlives a
+    // change of them, applyUse.)
+    if (cacheable !== null && this.outstanding.size === 0 && use !== null && use.enables.length === 0 && this.serverScanner.atBoundary) {
       this.store = { tag, mailbox: cacheable, parts: [], size: 0, tooLarge: false };
     }
     const selects = name === 'SELECT' || name === 'EXAMINE';
@@ -454,14 +494,22 @@ export class Relay {
     this.check = null;
     this.watch.strict = this.inherited;
     if (this.phase !== 'relay') {
-      // The client left meanwhile: its SELECT never reached the server.
+      // The client left meanwhile: its command never reached the server.
       this.maybeDone();
       return;
     }
     // The watch has dropped the entry if the NOOP reported anything but plain
     // status lines, which went on to the client as they came.
     const entry = this.slot.entry;
-    if (status === 'OK' && entry !== null && sameMailbox(entry.mailbox, check.mailbox) && this.conn.selected) {
+    const current = status === 'OK' && entry !== null && sameMailbox(entry.mailbox, check.mailbox) && this.conn.selected;
+    if (check.kind === 'status') {
+      // Current: the STATUS runs on the inherited selection. Else sendCommand unselects first.
+      this.sendCommand(check.tag, 'STATUS', current && check.use !== null ? { ...check.use, independentOfSelection: true } : check.use, true, null);
+      const sent = this.outstanding.get(check.tag);
+      if (sent && this.inherited) sent.onInherited = true;
+      this.forwardClient.push(check.bytes);
+      this.flushClient();
+    } else if (current) {
       this.hooks.selectCommand?.(true);
       const closed = this.clientSelected && this.slot.closedLine !== null ? this.slot.closedLine : EMPTY;
       this.writeClient(Buffer.concat([closed, entry.body, Buffer.from(`${check.tag} ${entry.status}\r\n`, 'latin1')]));
@@ -474,9 +522,7 @@ export class Relay {
       // The client's own SELECT after all. A session that had nothing
       // selected must not see the `* OK [CLOSED]` of the inherited mailbox:
       // it is unselected first.
-      const line = check.bytes.subarray(0, check.bytes.length - (check.bytes.at(-2) === 0x0d ? 2 : 1));
-      const understanding = readClientCommand([line]).understanding;
-      this.sendCommand(check.tag, 'SELECT', understanding.understood ? understanding.use : null, true, check.mailbox);
+      this.sendCommand(check.tag, 'SELECT', check.use, true, check.mailbox);
       this.forwardClient.push(check.bytes);
       this.flushClient();
     }
@@ -717,7 +763,24 @@ export class Relay {
       this.flushForward();
       this.finishStore(status, seg);
     }
+    if (cmd.name === 'STATUS' && status === 'OK' && seg.head.length === seg.length && seg.literal === null) {
+      const text = seg.head.toString('latin1', sp + 1);
+      if (!/^OK \[CLIENTBUG\]/i.test(text)) {
+        this.slot.statusOk = text;
+      } else if (cmd.onInherited === true && this.slot.statusOk !== null) {
+        // The client did not select this mailbox: what a fresh login hears (SelectCacheSlot.statusOk).
+        this.beginResponse('drop', end);
+        this.writeClient(Buffer.from(`${tag} ${this.slot.statusOk}\r\n`, 'latin1'));
+        this.completed(tag, cmd, status, end);
+        return;
+      }
+    }
     this.beginResponse('forward', end);
+    this.completed(tag, cmd, status, end);
+  }
+
+  /** The bookkeeping of a client command's tagged reply. */
+  private completed(tag: string, cmd: Outstanding, status: string, end: number): void {
     this.outstanding.delete(tag);
     if (this.literalTag === tag) {
       // The server refused the literal: the client will not send its bytes.

@@ -43,6 +43,15 @@ export interface SelectCacheSlot {
    * selected starts with it, as the server's own reply would.
    */
   closedLine: Buffer | null;
+  /**
+   * The text of the server's tagged OK to a STATUS of a mailbox that was not
+   * selected (`OK Status completed.`), once one was seen on this connection.
+   * Dovecot answers a STATUS of the selected mailbox `OK [CLIENTBUG] Status on
+   * selected mailbox completed.`: when the proxy runs a session's STATUS on the
+   * mailbox an earlier session left selected, the session gets this text, as
+   * a fresh login would, and without it the proxy unselects first.
+   */
+  statusOk: string | null;
 }
 
 // A WeakMap rather than a field: the slot belongs to the relay's view of the
@@ -51,7 +60,7 @@ const slots = new WeakMap<BackendConnection, SelectCacheSlot>();
 
 export function selectCacheSlot(conn: BackendConnection): SelectCacheSlot {
   let slot = slots.get(conn);
-  if (!slot) slots.set(conn, (slot = { entry: null, closedLine: null }));
+  if (!slot) slots.set(conn, (slot = { entry: null, closedLine: null, statusOk: null }));
   return slot;
 }
 

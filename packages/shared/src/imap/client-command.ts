@@ -19,7 +19,8 @@ export interface ClientCommandReading {
 /**
  * `segments`: the command's lines without their line endings. With
  * `prefix`, the last segment's literal has not arrived yet and the command
- * is read as far as it goes (what is decided at its first line).
+ * is read as far as it goes (what is decided at its first line): a prefix not
+ * understood will not be understood whole either.
  */
 export function readClientCommand(segments: Buffer[], prefix = false): ClientCommandReading {
   const first = segments[0] ?? EMPTY;
@@ -31,7 +32,7 @@ export function readClientCommand(segments: Buffer[], prefix = false): ClientCom
   const literals = lines.slice(1).map(() => EMPTY);
   try {
     const args = parseArguments({ segments: lines, literals }, head.rest, { authenticated: true });
-    return { tag: head.tag, name: head.name, understanding: understandCommand(head.name, args) };
+    return { tag: head.tag, name: head.name, understanding: understandCommand(head.name, args, prefix) };
   } catch (err) {
     if (!(err instanceof ArgumentError)) throw err;
     return { tag: head.tag, name: head.name, understanding: { understood: false, reason: `${head.name.slice(0, 40).replace(/[^\x21-\x7e]/g, '?')}: ${err.message}` } };

@@ -45,6 +45,8 @@ export interface CommandUse {
    * that mailbox); or the selected mailbox (anything else).
    */
   touches: 'nothing' | 'selected' | { mailbox: Buffer };
+  /** The mailbox a STATUS, SELECT or EXAMINE names, when given as an atom or quoted string. */
+  mailbox: Buffer | null;
 }
 
 export type Understanding = { understood: true; use: CommandUse } | { understood: false; reason: string };
@@ -62,6 +64,14 @@ interface Traits {
   irreversible?: boolean;
   /** Arguments from this index on may name MODSEQ items (mailbox names before it are not searched). */
   modseqFrom?: number;
+  /**
+   * No argument of the command is a string, so a literal is never valid in
+   * it. Servers refuse such a line early, before they would read the
+   * literal, and then take the literal's bytes for commands (found against
+   * Dovecot: `x NOOP {16+}` smuggled a SELECT): the proxy must know at the
+   * literal's announcement, not at the command's end, which it may never see.
+   */
+  noLiterals?: boolean;
 }
 
 // --- argument shapes -----------------------------------------------------------
@@ -146,10 +156,10 @@ const getMetadataShape: Shape = (args) => {
 // --- the table -------------------------------------------------------------------
 
 const TABLE: Record<string, Traits> = {
-  CAPABILITY: { shape: none, independentOfSelection: true, readOnly: true },
-  NOOP: { shape: none, independentOfSelection: true, readOnly: true },
+  CAPABILITY: { shape: none, independentOfSelection: true, readOnly: true, noLiterals: true },
+  NOOP: { shape: none, independentOfSelection: true, readOnly: true, noLiterals: true },
   ID: { shape: (args) => args.length === 1 && (isList(args[0]) || args[0]!.kind === 'nil'), independentOfSelection: true, readOnly: true },
-  NAMESPACE: { shape: none, independentOfSelection: true, readOnly: true },
+  NAMESPACE: { shape: none, independentOfSelection: true, readOnly: true, noLiterals: true },
   LIST: { shape: listShape, independentOfSelection: true, readOnly: true, modseqFrom: 0 },
   LSUB: { shape: mailboxAnd(isMailbox), independentOfSelection: true, readOnly: true },
   XLIST: { shape: mailboxAnd(isMailbox), readOnly: true },
@@ -160,8 +170,8 @@ const TABLE: Record<string, Traits> = {
   GETQUOTAROOT: { shape: mailbox, independentOfSelection: true, readOnly: true },
   // Dovecot answers STATUS of the selected mailbox from its session's view.
   STATUS: { shape: mailboxAnd(atomsOnly), readOnly: true, modseqFrom: 1 },
-  CHECK: { shape: none, readOnly: true },
-  IDLE: { shape: none, readOnly: true },
+  CHECK: { shape: none, readOnly: true, noLiterals: true },
+  IDLE: { shape: none, readOnly: true, noLiterals: true },
   GETACL: { shape: mailbox, readOnly: true },
   MYRIGHTS: { shape: mailbox, readOnly: true },
   LISTRIGHTS: { shape: mailboxAnd(isString), readOnly: true },
@@ -169,32 +179,32 @@ const TABLE: Record<string, Traits> = {
   SEARCH: { shape: searchShape, readOnly: true, modseqFrom: 0 },
   SORT: { shape: sortShape, readOnly: true, modseqFrom: 0 },
   THREAD: { shape: threadShape, readOnly: true, modseqFrom: 0 },
-  FETCH: { shape: fetchShape, readOnly: true, modseqFrom: 1 },
+  FETCH: { shape: fetchShape, readOnly: true, modseqFrom: 1, noLiterals: true },
   SELECT: { shape: mailboxWithParams, selects: true, modseqFrom: 1 },
   EXAMINE: { shape: mailboxWithParams, selects: true, modseqFrom: 1 },
-  CLOSE: { shape: none, unselects: true },
-  UNSELECT: { shape: none, unselects: true },
+  CLOSE: { shape: none, unselects: true, noLiterals: true },
+  UNSELECT: { shape: none, unselects: true, noLiterals: true },
   DELETE: { shape: mailbox },
   RENAME: { shape: (args) => (args.length === 2 || args.length === 3) && isMailbox(args[0]) && isMailbox(args[1]) && optional(isList)(args[2]) },
   APPEND: { shape: appendShape },
-  STORE: { shape: storeShape, modseqFrom: 1 },
+  STORE: { shape: storeShape, modseqFrom: 1, noLiterals: true },
   COPY: { shape: (args) => args.length === 2 && isSequenceSet(args[0]) && isMailbox(args[1]) },
   MOVE: { shape: (args) => args.length === 2 && isSequenceSet(args[0]) && isMailbox(args[1]) },
-  EXPUNGE: { shape: none },
+  EXPUNGE: { shape: none, noLiterals: true },
   SETACL: { shape: mailboxAnd(isString, isString) },
   DELETEACL: { shape: mailboxAnd(isString) },
   SETMETADATA: { shape: mailboxAnd(isList) },
   SETQUOTA: { shape: (args) => args.length === 2 && isString(args[0]) && isList(args[1]) },
   CANCELUPDATE: { shape: (args) => args.length >= 1 && args.every(isString) },
-  ENABLE: { shape: (args) => args.length >= 1 && args.every((a) => isAtom(a)) },
+  ENABLE: { shape: (args) => args.length >= 1 && args.every((a) => isAtom(a)), noLiterals: true },
   // Understood, and the end of reuse: what they change cannot be undone.
   LOGIN: { shape: (args) => args.length === 2 && args.every(isString), irreversible: true },
   AUTHENTICATE: { shape: atLeast(1), irreversible: true },
-  UNAUTHENTICATE: { shape: none, irreversible: true },
-  STARTTLS: { shape: none, irreversible: true },
+  UNAUTHENTICATE: { shape: none, irreversible: true, noLiterals: true },
+  STARTTLS: { shape: none, irreversible: true, noLiterals: true },
   // Irreversible once it succeeds; a refused COMPRESS changes nothing. The
   // relay sees the OK (after which it reads nothing more) and says so.
-  COMPRESS: { shape: (args) => args.length === 1 && isAtom(args[0]) },
+  COMPRESS: { shape: (args) => args.length === 1 && isAtom(args[0]), noLiterals: true },
   NOTIFY: { shape: atLeast(1), irreversible: true },
   LANGUAGE: { shape: () => true, irreversible: true },
 };
@@ -208,7 +218,7 @@ const UID_COMMANDS: Record<string, Traits> = {
   SEARCH: TABLE.SEARCH!,
   SORT: TABLE.SORT!,
   THREAD: TABLE.THREAD!,
-  EXPUNGE: { shape: (args) => args.length === 1 && isSequenceSet(args[0]) },
+  EXPUNGE: { shape: (args) => args.length === 1 && isSequenceSet(args[0]), noLiterals: true },
 };
 
 /** Whether `name` (upper case, `UID` alone for UID commands) is in the table at all. */
@@ -226,9 +236,10 @@ const SETS_SEEN = /^(?:BODY\[|BINARY\[|RFC822$|RFC822\.TEXT$)/i;
  * Reads a parsed command: `name` upper case as it came (`UID` for UID
  * commands, whose sub-command is `args[0]`), `args` parsed with the
  * authenticated-state grammar. Anything not in the table, or not of its shape,
- * is not understood.
+ * is not understood. With `prefix`, `args` end with a literal whose command
+ * goes on: what is known at that point (not understood: never will be).
  */
-export function understandCommand(name: string, args: Arg[]): Understanding {
+export function understandCommand(name: string, args: Arg[], prefix = false): Understanding {
   let traits: Traits | undefined;
   let fullName = name;
   let rest = args;
@@ -241,7 +252,9 @@ export function understandCommand(name: string, args: Arg[]): Understanding {
     traits = TABLE[name];
   }
   if (traits === undefined) return { understood: false, reason: `unknown command ${printable(fullName)}` };
-  if (!traits.shape(rest)) return { understood: false, reason: `unexpected arguments to ${fullName}` };
+  if (prefix && traits.noLiterals === true) return { understood: false, reason: `a literal in ${fullName}` };
+  // A prefix (the command goes on after a literal) is checked for its shape at its end.
+  if (!prefix && !traits.shape(rest)) return { understood: false, reason: `unexpected arguments to ${fullName}` };
 
   const use: CommandUse = {
     name: fullName,
@@ -252,7 +265,12 @@ export function understandCommand(name: string, args: Arg[]): Understanding {
     selectionState: null,
     independentOfSelection: traits.independentOfSelection === true,
     touches: traits.readOnly === true ? 'nothing' : 'selected',
+    mailbox: null,
   };
+  if (fullName === 'STATUS' || fullName === 'SELECT' || fullName === 'EXAMINE') {
+    const named = mailboxTarget(rest[0]);
+    if (typeof named === 'object') use.mailbox = named.mailbox;
+  }
 
   if (fullName === 'ENABLE') {
     use.enables = rest.map((a) => (a.kind === 'atom' ? a.value.toUpperCase() : ''));
