@@ -92,6 +92,13 @@ test('pre-login: after `* BYE line longer than ...` the proxy stops reading; str
     }
     await waitForLogLines(p, /client 127\.0\.0\.1:\d+: line longer than 8192 bytes: closing$/, 4);
     t.true(await loginWorks(p, 'user2'));
+    // a client leaving in the middle of AUTHENTICATE is not an internal error
+    const auth = await Bare.connect(p.port);
+    await auth.write('a2 AUTHENTICATE PLAIN\r\n');
+    await auth.waitFor('+ \r\n');
+    auth.destroy();
+    t.true(await loginWorks(p, 'user3'));
+    t.deepEqual(p.log().filter((l) => /internal error/i.test(l)), []);
   });
 });
 
