@@ -3,7 +3,7 @@
 # build, then every ava test file -- or only the files given: npm test -- test/dist/x.test.js
 # The last line of the output is the summary "N passed, N failed[, N skipped]"; the
 # exit status is non-zero if a test failed, the build failed (counted as one failed
-# test) or no test ran.
+# test), lint or the import-cycle check failed (one failed test each), or no test ran.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -35,12 +35,22 @@ fi
 build_rc=0
 npx tsc -b || build_rc=$?
 
+# Lint (eslint.config.js) and import cycles (scripts/import-cycles.mjs): one test each,
+# on a whole run (no files given, as in CI) or with LINT=1; a targeted run skips them
+# to stay quick. Their output comes first, their verdicts join ava's TAP stream.
+checks=()
+if [ $# -eq 0 ] || [ "${LINT:-}" = 1 ]; then
+  if npx eslint --max-warnings 0 packages test; then checks+=("ok - lint: eslint"); else checks+=("not ok - lint: eslint found problems (above)"); fi
+  if node scripts/import-cycles.mjs; then checks+=("ok - import cycles: none"); else checks+=("not ok - import cycles: scripts/import-cycles.mjs found some (above)"); fi
+fi
+
 # ava's exit status travels in-band as the last TAP line, so tap-summary can fold it
 # into its verdict while still printing the summary last; PIPESTATUS checks both.
 set +e
 {
   rc=0
   npx ava --tap "$@" || rc=$?
+  for c in "${checks[@]}"; do echo "$c"; done
   if [ "$build_rc" != 0 ]; then
     echo "not ok - build: npx tsc -b exited with status $build_rc (type errors above)"
   fi

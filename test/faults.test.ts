@@ -17,13 +17,16 @@ import test from 'ava';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readStatsFile } from '@imapproxy/shared';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { isAlive } from './helpers/process-tree.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
 import { eventually, loginEvents, waitForCached, waitForLogLines } from './helpers/proxy-log.js';
 import { Bare, fdCount, standardLogin, startFakeServer, statsWhen, type FakeConn } from './helpers/reliability.js';
 import { RawClient } from './helpers/transcript.js';
+import { settled } from './helpers/wait.js';
 
 let dovecot: Dovecot;
 
@@ -71,11 +74,10 @@ test('Dovecot killed and restarted under load: clients get BYE or NO, the proxy 
             const last = reply.at(-1)!;
             if (UNAVAILABLE.test(last)) {
               tally.unavailable++;
-              await sleep(50);
+              await sleep(50); // pacing, not synchronisation: a refused worker backs off a little
               continue;
             }
             if (last !== 'a1 OK User logged in') throw new Error(`LOGIN: ${last}`);
-            const reused = reply[0]?.includes('XPROXYREUSE') ?? false;
             const sel = await c.command('a2 SELECT INBOX');
             if (!/^a2 OK/.test(sel.at(-1)!)) throw new Error(`SELECT: ${sel.at(-1)}`);
             await c.command('a3 FETCH 1:5 (UID FLAGS)');
@@ -98,23 +100,29 @@ test('Dovecot killed and restarted under load: clients get BYE or NO, the proxy 
               tally.reusedDead++;
               failures.push(`${user}: a reused connection failed after the restart: ${msg.split('\n')[0]}\n${text}`);
             }
-            await sleep(50);
+            await sleep(50); // pacing after a failed cycle, as above
           } finally {
             await c?.close();
           }
         }
       };
       const workers = Array.from({ length: 8 }, (_, i) => worker(i));
-      await sleep(1500);
+      // the pool is in use: every worker went round a couple of times and some logins reused
+      await eventually('the workers to warm the pool', () =>
+        (tally.cycles >= 16 && loginEvents(p).some((e) => e.kind === 'existing') ? true : undefined), 15_000);
       const newBeforeKill = new Set(loginEvents(p).filter((e) => e.kind === 'new').map((e) => e.sd));
       phase = 'down';
       await victim.kill();
+      const killedAt = Date.now();
       // A login in the instant between the server's death and the proxy
       // reading the FIN may still get a cached connection (its first command
-      // then gets BYE, counted above); from here on none may.
-      await sleep(300);
+      // then gets BYE, counted above); once the pool holds none, none may.
+      await eventually('the pool to drop the dead connections (a stats file written after the kill)', () =>
+        (statSync(p.statFile).mtimeMs > killedAt && readStatsFile(p.statFile).retainedServerConnections === 0 ? true : undefined), 15_000);
       const logAtKill = p.log().length;
-      await sleep(1200);
+      // the outage is seen: a round of logins is refused while the server is down
+      const refused = tally.unavailable;
+      await eventually('logins refused during the outage', () => (tally.unavailable >= refused + 8 ? true : undefined), 15_000);
       await victim.restart();
       phase = 'after';
       restartedAt = Date.now();
@@ -169,7 +177,8 @@ test('a server that drops the connection at each step of the login: NO [UNAVAILA
   });
   try {
     await withProxy(fake.port, 'login_timeout 2\nserver_timeout 2', async (p) => {
-      await sleep(300); // the greeting fetch
+      // the start-up greeting fetch met the 'greeting' step (dropped) before the first client
+      await waitForLogLines(p, /Unable to read the IMAP server's greeting and capabilities/);
       for (const s of ['greeting', 'after-greeting', 'at-login', 'stall-at-login', 'garbage-at-login', 'flood-at-login'] as Step[]) {
         step = s;
         const c = await RawClient.connect(p.port, { timeoutMs: 6000 });
@@ -285,7 +294,7 @@ test('resync_timeout: a client left with a command outstanding and the server ne
       const c = await Bare.connect(p.port);
       await c.write('a1 LOGIN user1 pass1\r\na2 SEARCH ALL\r\n');
       await c.waitFor('a1 OK');
-      await sleep(100);
+      await eventually('the SEARCH at the server', () => (fake.connections.some((f) => f.received.includes('a2 SEARCH ALL')) ? true : undefined));
       c.destroy();
       const started = Date.now();
       await waitForLogLines(p, /Invalidating server sd \[\d+\]: (commands still pending after 2 s|no answer to NOOP within 2 s)$/, 1, 5000);
@@ -317,7 +326,7 @@ test('a full pool under concurrent logins: every login gets OK or NO [UNAVAILABL
           if (m) n += Number(m[2]);
         }
         maxSessions = Math.max(maxSessions, n);
-        await sleep(100);
+        await sleep(100); // the sampling period of a sampler, not a synchronisation
       }
     })();
     const worker = async (n: number) => {
@@ -390,7 +399,9 @@ test('stats and trace files that cannot be created at start, or whose directory 
       const n = await RawClient.connect(p.port);
       t.deepEqual(await n.command('a1 XPROXY_NEWLOG'), ['a1 OK Logfile cleared']);
       await n.close();
-      await sleep(2500); // a few stats flushes
+      // kept, an observation window: a few ticks of the once-a-second timers (stats,
+      // trace) run with the trace file gone; an idle daemon writes nothing to wait for
+      await sleep(2500);
       t.true(isAlive(p.pid));
     });
   } finally {
@@ -481,8 +492,8 @@ const DROP_STEPS: DropStep[] = [
 
 test('clients dropped at every step of the login and of the relay (FIN and RST): the next session is clean, the gauges come back to zero', async (t) => {
   await withProxy(dovecot.port, '', async (p) => {
-    await sleep(300);
-    const baseFds = fdCount(p.pid);
+    // the start-up greeting fetch has come and gone: its socket is not in the baseline
+    const baseFds = await settled('the daemon\'s open files to settle', () => fdCount(p.pid), { quietMs: 300 });
     let drops = 0;
     for (const step of DROP_STEPS) {
       for (const rst of [false, true]) {

@@ -12,7 +12,7 @@ import { rendezvousOrder } from '@imapproxy/proxy/backend/rendezvous';
 import { ctlJson, runCtl } from './helpers/ctl.js';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { getFreePort } from './helpers/ports.js';
-import { IMAPPROXYD, startProxy, type Proxy } from './helpers/proxy.js';
+import { IMAPPROXYD, proxyFor, type Proxy } from './helpers/proxy.js';
 import { eventually, waitForCached } from './helpers/proxy-log.js';
 import { RawClient } from './helpers/transcript.js';
 
@@ -47,12 +47,6 @@ async function loginsWhen(total: number): Promise<[Map<string, number>, Map<stri
   }, 10_000);
 }
 
-async function proxyFor(t: { teardown(fn: () => Promise<void>): void }, extraConf: string[]): Promise<Proxy> {
-  const proxy = await startProxy({ serverPort: d1.port, extraConf: extraConf.join('\n') });
-  t.teardown(() => proxy.stop());
-  return proxy;
-}
-
 async function loginLogout(proxy: Proxy, user: string, pass: string): Promise<string[]> {
   const c = await RawClient.connect(proxy.port, { timeoutMs: 15_000 });
   try {
@@ -78,7 +72,7 @@ const userOn = (names: string[], home: string, skip: string[] = []): number => {
 
 test.serial('users are spread over both servers and each one always lands on the same server', async (t) => {
   const names = [nameOf(d1), nameOf(d2)];
-  const proxy = await proxyFor(t, [`server_hostname ${names.join(' ')}`, 'cache_expiration_time 0']);
+  const proxy = await proxyFor(t, { serverPort: d1.port, extraConf: [`server_hostname ${names.join(' ')}`, 'cache_expiration_time 0'].join('\n') });
   const [before1, before2] = [await logins(d1), await logins(d2)];
   const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
   for (let round = 0; round < 2; round++) {
@@ -106,7 +100,7 @@ test.serial('users are spread over both servers and each one always lands on the
 
 test.serial('a server that dies: its users go to the other one, ctl shows it down; back up: they come back', async (t) => {
   const names = [nameOf(d1), nameOf(d2)];
-  const proxy = await proxyFor(t, [`server_hostname ${names.join(',')}`, 'server_health_interval 1', 'server_health_timeout 2']);
+  const proxy = await proxyFor(t, { serverPort: d1.port, extraConf: [`server_hostname ${names.join(',')}`, 'server_health_interval 1', 'server_health_timeout 2'].join('\n') });
   const a = userOn(names, names[0]!); // lives on d1
   const b = userOn(names, names[1]!); // lives on d2
   const ua = `user${a}`;
@@ -163,7 +157,7 @@ test.serial('a server that dies: its users go to the other one, ctl shows it dow
 test.serial('without health checks, a failed connect marks the server down and its users fail over at once', async (t) => {
   const dead = await getFreePort(); // nothing listens there
   const names = [nameOf(d1), `127.0.0.1:${dead}`];
-  const proxy = await proxyFor(t, [`server_hostname ${names.join(' ')}`, 'server_health_interval 0', 'cache_expiration_time 0']);
+  const proxy = await proxyFor(t, { serverPort: d1.port, extraConf: [`server_hostname ${names.join(' ')}`, 'server_health_interval 0', 'cache_expiration_time 0'].join('\n') });
   const skip: string[] = [];
   const x = userOn(names, names[1]!);
   skip.push(`user${x}`);
@@ -182,7 +176,7 @@ test.serial('an entry whose name does not resolve: its users go to the other ser
   // .invalid never resolves (RFC 6761). connect_timeout bounds the lookup too,
   // should this machine's resolver not answer at all.
   const names = [nameOf(d1), 'nowhere.invalid:143'];
-  const proxy = await proxyFor(t, [`server_hostname ${names.join(' ')}`, 'server_health_interval 0', 'connect_timeout 3']);
+  const proxy = await proxyFor(t, { serverPort: d1.port, extraConf: [`server_hostname ${names.join(' ')}`, 'server_health_interval 0', 'connect_timeout 3'].join('\n') });
   const x = userOn(names, names[1]!);
   t.deepEqual(await loginLogout(proxy, `user${x}`, `pass${x}`), ['a1 OK User logged in']);
   const answer = await ctlJson<ServersAnswer & { servers: Array<{ dnsError: string | null }> }>(proxy.confFile, 'servers');

@@ -5,6 +5,7 @@ import { PassThrough } from 'node:stream';
 import { StatsRegistry, decodeStats, encodeStats, type DecodedStats } from '@imapproxy/shared';
 import { Dashboard, createScreen, screenText } from '@imapproxy/pimpstat/tui';
 import { buildView, type DashboardInput } from '@imapproxy/pimpstat/view';
+import { waitUntil } from './helpers/wait.js';
 
 process.env.TZ = 'UTC';
 
@@ -172,9 +173,8 @@ test('ASCII terminal: only 7-bit characters are written, borders are + - |', asy
   const h = headless(80, 24, true);
   h.dashboard.show(buildView(input()));
   // blessed flushes its output buffer on the next tick.
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await waitUntil('blessed to flush the screen', () => h.written().length > 1000);
   const out = h.written();
-  t.true(out.length > 1000);
   const high = [...out].filter((b) => b > 0x7e);
   t.deepEqual(high, []);
   // What the terminal shows (the screen buffer holds blessed's characters before mapping).

@@ -8,14 +8,14 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { readStatsFile } from '@imapproxy/shared';
 import { startCImapproxy } from './helpers/c-imapproxy.js';
 import { ctlJson, runCtl } from './helpers/ctl.js';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
-import { startProxy, type Proxy } from './helpers/proxy.js';
+import { proxyFor, type Proxy } from './helpers/proxy.js';
 import { eventually, waitForCached, waitForLoginEvents } from './helpers/proxy-log.js';
 import { lookupUser } from './helpers/system-user.js';
+import { statsWhen } from './helpers/reliability.js';
 import { RawClient } from './helpers/transcript.js';
 
 let dovecot: Dovecot;
@@ -29,13 +29,6 @@ test.before(async () => {
 test.after.always(async () => {
   await dovecot?.stop();
 });
-
-/** A proxy for one test, stopped when the test ends. */
-async function proxyFor(t: { teardown(fn: () => Promise<void>): void }, extraConf = ''): Promise<Proxy> {
-  const proxy = await startProxy({ serverPort: dovecot.port, extraConf });
-  t.teardown(() => proxy.stop());
-  return proxy;
-}
 
 /** LOGIN, LOGOUT, and the connection is back in the pool. */
 async function loginLogout(proxy: Proxy, user: string, pass: string, cachedCount = 1): Promise<string[]> {
@@ -62,7 +55,7 @@ async function replies(port: number, commands: string[]): Promise<string[]> {
 // --- imapproxyctl ------------------------------------------------------------
 
 test('version, --version and --help', async (t) => {
-  const proxy = await proxyFor(t);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   const v = await runCtl(['-f', proxy.confFile, 'version']);
   t.is(v.code, 0, v.stderr);
   t.regex(
@@ -84,7 +77,7 @@ test('version, --version and --help', async (t) => {
 });
 
 test('dump lists active and cached connections; flush USER makes the next login a new server login', async (t) => {
-  const proxy = await proxyFor(t);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   await loginLogout(proxy, 'user1', 'pass1');
   const active = await RawClient.connect(proxy.port);
   t.deepEqual(await active.command('b1 LOGIN user2 pass2'), ['b1 OK User logged in']);
@@ -132,7 +125,7 @@ test('dump lists active and cached connections; flush USER makes the next login 
 });
 
 test('stats and reset-counters: the totals and peaks of XPROXY_RESETCOUNTERS, gauges untouched', async (t) => {
-  const proxy = await proxyFor(t);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   await loginLogout(proxy, 'user3', 'pass3');
   t.deepEqual(await loginLogout(proxy, 'user3', 'pass3', 2), [REUSE, 'a1 OK User logged in']);
   type Stats = { counters: Record<string, number>; pool: Record<string, number>; traced: string[] };
@@ -167,7 +160,7 @@ test('stats and reset-counters: the totals and peaks of XPROXY_RESETCOUNTERS, ga
 });
 
 test('reload applies live options, reports those that need a restart, and refuses a bad file', async (t) => {
-  const proxy = await proxyFor(t);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   const conf = await readFile(proxy.confFile, 'utf8');
   await writeFile(proxy.confFile, `${conf}cache_expiration_time 7\nmax_clients 50\nlisten_port 1\nno_such_option 1\n`);
   const r = await runCtl(['-f', proxy.confFile, 'reload']);
@@ -204,7 +197,7 @@ test('reload applies live options, reports those that need a restart, and refuse
 });
 
 test('the control socket: mode 0600, owned by proc_username, answers requests in order, refuses bad ones', async (t) => {
-  const proxy = await proxyFor(t);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   const sock = path.join(proxy.dir, 'control.sock');
   const st = await stat(sock);
   t.true(st.isSocket());
@@ -261,7 +254,7 @@ test('errors: no daemon, stale socket, no permission, bad config, bad usage, dae
   t.is((await runCtl(['-s', missing, 'trace', '--off', 'a', 'b'])).code, 64);
 
   // a daemon whose trace file could not be opened answers trace with an error
-  const proxy = await proxyFor(t, `protocol_log_filename ${path.join(dir, 'no/such/dir/trace.log')}`);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port, extraConf: `protocol_log_filename ${path.join(dir, 'no/such/dir/trace.log')}` });
   const r = await runCtl(['-f', proxy.confFile, 'trace', 'user4']);
   t.is(r.code, 1);
   t.is(r.stdout, '');
@@ -321,7 +314,7 @@ const ADMIN_REPLIES = [
 
 test('XPROXY_* with enable_admin_commands yes: the exact replies, and the same as the C original', async (t) => {
   const [ours, c] = await Promise.all([
-    proxyFor(t, 'enable_admin_commands yes'),
+    proxyFor(t, { serverPort: dovecot.port, extraConf: 'enable_admin_commands yes' }),
     startCImapproxy({ serverPort: dovecot.port }),
   ]);
   t.teardown(() => c.stop());
@@ -332,7 +325,7 @@ test('XPROXY_* with enable_admin_commands yes: the exact replies, and the same a
 
 test('XPROXY_* with admin commands off: BAD Unrecognized command for the five, like the C original', async (t) => {
   const [ours, c] = await Promise.all([
-    proxyFor(t),
+    proxyFor(t, { serverPort: dovecot.port }),
     startCImapproxy({ serverPort: dovecot.port, extraConf: 'enable_admin_commands no' }),
   ]);
   t.teardown(() => c.stop());
@@ -356,7 +349,7 @@ test('XPROXY_* with admin commands off: BAD Unrecognized command for the five, l
 
 test('XPROXY_DUMPICC shows Active and Cached connections like the C original (numbers are connection ids)', async (t) => {
   const [ours, c] = await Promise.all([
-    proxyFor(t, 'enable_admin_commands yes'),
+    proxyFor(t, { serverPort: dovecot.port, extraConf: 'enable_admin_commands yes' }),
     startCImapproxy({ serverPort: dovecot.port }),
   ]);
   t.teardown(() => c.stop());
@@ -385,7 +378,7 @@ test('XPROXY_DUMPICC shows Active and Cached connections like the C original (nu
 
 test('XPROXY_RESETCOUNTERS resets the same counters in the stats file as the C original', async (t) => {
   const [ours, c] = await Promise.all([
-    proxyFor(t, 'enable_admin_commands yes'),
+    proxyFor(t, { serverPort: dovecot.port, extraConf: 'enable_admin_commands yes' }),
     startCImapproxy({ serverPort: dovecot.port }),
   ]);
   t.teardown(() => c.stop());
@@ -399,11 +392,8 @@ test('XPROXY_RESETCOUNTERS resets the same counters in the stats file as the C o
     await s.close();
     t.deepEqual(await replies(port, ['r1 XPROXY_RESETCOUNTERS']), ['C: r1 XPROXY_RESETCOUNTERS', 'S: r1 OK Counters reset']);
     // ours writes the file once a second: wait for the reset and the cached connection to show
-    let stats = readStatsFile(statFile);
-    for (let i = 0; i < 50 && !(stats.totalClientLogins === 0 && stats.retainedServerConnections === 1 && stats.currentClientConnections === 0); i++) {
-      await sleep(100);
-      stats = readStatsFile(statFile);
-    }
+    const stats = await statsWhen(statFile, (x) => x.totalClientLogins === 0 && x.retainedServerConnections === 1 && x.currentClientConnections === 0)
+      .catch(() => readStatsFile(statFile)); // compared in full below
     seen.push(Object.fromEntries(fields.map((f) => [f, stats[f]])));
   }
   t.deepEqual(seen[0], {
@@ -416,7 +406,7 @@ test('XPROXY_RESETCOUNTERS resets the same counters in the stats file as the C o
 
 test('an admin command with a literal drops the client, like the C original', async (t) => {
   const [ours, c] = await Promise.all([
-    proxyFor(t, 'enable_admin_commands yes'),
+    proxyFor(t, { serverPort: dovecot.port, extraConf: 'enable_admin_commands yes' }),
     startCImapproxy({ serverPort: dovecot.port }),
   ]);
   t.teardown(() => c.stop());

@@ -7,8 +7,8 @@
 // Dovecot's own log (loginCount) shows exactly one server LOGIN per user.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
+import { startFakeServer, type FakeServer } from './helpers/fake-server.js';
 import { createImapClient } from './helpers/imapflow.js';
 import { seedMailboxes } from './helpers/maildir-seed.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
@@ -525,85 +525,43 @@ test('pre-login IDs are replayed before LOGIN on the new server connection (Dove
 
 // --- what the server receives (a scripted server, to see the exact bytes) -------------
 
-interface FakeServer {
-  port: number;
-  /** The commands each connection sent, tags replaced by "T", literals inline ({n}\r\n<bytes>). */
-  sessions: string[][];
-  close(): Promise<void>;
-}
-
 /**
- * A minimal scripted IMAP server: a greeting with the given capabilities, `+ OK` for
- * synchronising literals, OK to every command (LOGIN included), BYE to LOGOUT. It
- * records every command it receives.
+ * A minimal scripted IMAP server (fake-server.ts): a greeting with the given
+ * capabilities, `+ OK` for synchronising literals, OK to every command (LOGIN
+ * included), BYE to LOGOUT. `sessions` has the commands of each connection, tags
+ * replaced by "T", literals inline ({n}\r\n<bytes>).
  */
-async function startFakeServer(caps: string): Promise<FakeServer> {
+async function startRecordingServer(caps: string): Promise<FakeServer & { sessions: string[][] }> {
   const sessions: string[][] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
+  const fake = await startFakeServer(async (c) => {
     const commands: string[] = [];
     sessions.push(commands);
-    let buf = Buffer.alloc(0);
-    let command = Buffer.alloc(0); // the command so far (lines and literals)
-    let literal = 0; // literal bytes still to come
-    socket.write(`* OK [CAPABILITY IMAP4rev1 ${caps}] fake ready\r\n`);
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      for (;;) {
-        if (literal > 0) {
-          if (buf.length < literal) return;
-          command = Buffer.concat([command, buf.subarray(0, literal)]);
-          buf = buf.subarray(literal);
-          literal = 0;
-        }
-        const eol = buf.indexOf('\r\n');
-        if (eol < 0) return;
-        const line = buf.subarray(0, eol);
-        buf = buf.subarray(eol + 2);
-        const lit = /\{(\d+)(\+?)\}$/.exec(line.toString('latin1'));
-        command = Buffer.concat([command, line, lit ? Buffer.from('\r\n') : Buffer.alloc(0)]);
-        if (lit) {
-          literal = Number(lit[1]);
-          if (!lit[2]) socket.write('+ OK\r\n');
-          continue;
-        }
-        const text = command.toString('utf8');
-        command = Buffer.alloc(0);
-        const [, tag = '*', name = ''] = /^(\S+) ?(\S*)/.exec(text) ?? [];
-        commands.push(text.replace(/^\S+/, 'T'));
-        switch (name.toUpperCase()) {
-          case 'LOGOUT':
-            socket.end(`* BYE bye\r\n${tag} OK done\r\n`);
-            return;
-          case 'CAPABILITY':
-            socket.write(`* CAPABILITY IMAP4rev1 ${caps}\r\n${tag} OK done\r\n`);
-            break;
-          case 'ID':
-            socket.write(`* ID NIL\r\n${tag} OK done\r\n`);
-            break;
-          default:
-            socket.write(`${tag} OK done\r\n`);
-        }
+    c.send(`* OK [CAPABILITY IMAP4rev1 ${caps}] fake ready\r\n`);
+    for (;;) {
+      const text = await c.readCommand(60_000);
+      const [, tag = '*', name = ''] = /^(\S+) ?(\S*)/.exec(text) ?? [];
+      commands.push(text.replace(/^\S+/, 'T'));
+      switch (name.toUpperCase()) {
+        case 'LOGOUT':
+          c.socket.end(`* BYE bye\r\n${tag} OK done\r\n`);
+          return;
+        case 'CAPABILITY':
+          c.send(`* CAPABILITY IMAP4rev1 ${caps}\r\n${tag} OK done\r\n`);
+          break;
+        case 'ID':
+          c.send(`* ID NIL\r\n${tag} OK done\r\n`);
+          break;
+        default:
+          c.send(`${tag} OK done\r\n`);
       }
-    });
+    }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    sessions,
-    close: () => new Promise((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
-  };
+  return Object.assign(fake, { sessions });
 }
 
 test('the server gets every pre-login ID in order, then LOGIN with the credentials re-encoded', async (t) => {
   for (const caps of ['ID LITERAL+', 'ID']) {
-    const fake = await startFakeServer(caps);
+    const fake = await startRecordingServer(caps);
     const own = await startProxy({ serverPort: fake.port });
     try {
       const pass = Buffer.from('pässwörd');

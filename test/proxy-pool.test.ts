@@ -248,10 +248,10 @@ test('expiry counts from the last logout: a reuse restarts the 2 s timer', async
   try {
     t.deepEqual(await cycle(own, 'user4'), OK_NEW);
     await waitForCached(own, 'user4', 1);
-    await sleep(1200);
+    await sleep(1200); // kept: time passing toward the expiry is what is under test
     t.deepEqual(await cycle(own, 'user4'), OK_REUSED);
     await waitForCached(own, 'user4', 2);
-    await sleep(1200); // 2.4 s after the first logout, 1.2 s after the second
+    await sleep(1200); // kept, as above: 2.4 s after the first logout, 1.2 s after the second
     t.deepEqual(await cycle(own, 'user4'), OK_REUSED);
     t.is(await dovecot.loginCount('user4'), 1);
     t.deepEqual(own.log().filter((l) => /Expiring server sd/.test(l)), []);
@@ -343,7 +343,7 @@ test('max_reuse_age 4: a connection older than that is never handed out again', 
     await waitForCached(own, 'user9');
     t.deepEqual(await cycle(own, 'user9'), OK_REUSED); // young enough
     await waitForCached(own, 'user9', 2);
-    await sleep(Math.max(0, start + 4500 - Date.now()));
+    await sleep(Math.max(0, start + 4500 - Date.now())); // kept: waiting out max_reuse_age is under test
     // the cached connection is now older than 4 s: the server checks the password again
     t.deepEqual(await cycle(own, 'user9'), OK_NEW);
     t.is(await dovecot.loginCount('user9'), 2);

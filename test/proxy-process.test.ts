@@ -9,18 +9,18 @@ import { chmod, chown, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'n
 import { openSync, closeSync, fstatSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { readStatsFile } from '@imapproxy/shared';
 import { startCImapproxy } from './helpers/c-imapproxy.js';
 import { runCtl } from './helpers/ctl.js';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { getFreePort, LOOPBACK } from './helpers/ports.js';
-import { IMAPPROXYD, startProxy, type Proxy } from './helpers/proxy.js';
+import { IMAPPROXYD, proxyFor } from './helpers/proxy.js';
 import { eventually, waitForCached, waitForLoginEvents } from './helpers/proxy-log.js';
 import { isAlive, onProcessExit, signal, waitForExit } from './helpers/process-tree.js';
 import { startSyslogCatcher } from './helpers/syslog-catcher.js';
 import { lookupGroupId, lookupUser } from './helpers/system-user.js';
 import { RawClient } from './helpers/transcript.js';
+import { scaled, settled } from './helpers/wait.js';
 
 let dovecot: Dovecot;
 const asRoot = process.getuid?.() === 0;
@@ -58,11 +58,11 @@ async function startBackground(t: ExecutionContext, extraConf: string): Promise<
   if (asRoot && nobody && nogroup !== undefined) await chown(dir, nobody.uid, nogroup);
   const logFile = path.join(dir, 'syslog.txt');
   const catcher = await startSyslogCatcher(path.join(dir, 'log.sock'), logFile);
-  const port = await getFreePort();
+  let port = 0;
   const confFile = path.join(dir, 'imapproxy.conf');
   const pidFile = path.join(dir, 'run', 'imapproxyd.pid');
   const controlSocket = path.join(dir, 'run', 'control.sock');
-  await writeFile(confFile, [
+  const writeConf = () => writeFile(confFile, [
     `server_hostname ${LOOPBACK}`, `server_port ${dovecot.port}`, `listen_address ${LOOPBACK}`, `listen_port ${port}`,
     'connect_retries 0', 'foreground_mode no', `stat_filename ${path.join(dir, 'pimpstats')}`,
     `protocol_log_filename ${path.join(dir, 'protocol.log')}`, `control_socket ${controlSocket}`, extraConf, '',
@@ -82,32 +82,40 @@ async function startBackground(t: ExecutionContext, extraConf: string): Promise<
   });
   // The launcher returns once the daemon listens; `close` (not just `exit`) proves the
   // daemon does not hold the launcher's stdout/stderr open.
-  const launcher = spawn(process.execPath, [IMAPPROXYD, '-f', confFile, '-p', pidFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, IMAPPROXYD_SYSLOG_SOCKET: catcher.socketPath },
-  });
-  let output = '';
-  launcher.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  launcher.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`imapproxyd launcher did not return within 15 s: ${output}`)), 15_000);
-    launcher.once('close', (c) => {
-      clearTimeout(timer);
-      resolve(c);
+  const launch = async (): Promise<{ code: number | null; output: string }> => {
+    const launcher = spawn(process.execPath, [IMAPPROXYD, '-f', confFile, '-p', pidFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, IMAPPROXYD_SYSLOG_SOCKET: catcher.socketPath },
     });
-  });
+    let output = '';
+    launcher.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    launcher.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const limit = scaled(15_000);
+      const timer = setTimeout(() => reject(new Error(`imapproxyd launcher did not return within ${limit} ms: ${output}`)), limit);
+      launcher.once('close', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    return { code, output };
+  };
+  // A free port can be taken by someone else before the daemon binds it: retry with
+  // another one (and a clean syslog file, which the tests read from the start).
+  let code: number | null;
+  let output: string;
+  for (let attempt = 1; ; attempt++) {
+    port = await getFreePort();
+    await writeConf();
+    ({ code, output } = await launch());
+    if (code === 0 || !/EADDRINUSE/.test(output) || attempt >= 3) break;
+    await writeFile(logFile, '');
+  }
   if (code !== 0) throw new Error(`imapproxyd launcher exited ${code}: ${output}`);
   pid = Number((await readFile(pidFile, 'utf8')).trim());
-  const syslog = async () => {
-    let lines: string[] = [];
-    for (let i = 0; i < 20; i++) {
-      const again = (await readFile(logFile, 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
-      if (i > 0 && again.length === lines.length) return again;
-      lines = again;
-      await sleep(50);
-    }
-    return lines;
-  };
+  // The catcher writes a datagram a moment after the daemon sent it: read until the file is quiet.
+  const syslog = () => settled('the syslog file to be quiet', async () =>
+    (await readFile(logFile, 'utf8').catch(() => '')).split('\n').filter((l) => l !== ''), { quietMs: 50 });
   return {
     pid, port, dir, confFile, pidFile, controlSocket, syslog,
     async waitForSyslog(re, timeoutMs = 5000) {
@@ -232,14 +240,8 @@ test('syslog lines have the C original\'s form (ident, pid, facility, priority, 
 
 // --- signals in foreground mode ----------------------------------------------------
 
-async function proxyFor(t: ExecutionContext, extraConf = ''): Promise<Proxy> {
-  const proxy = await startProxy({ serverPort: dovecot.port, extraConf });
-  t.teardown(() => proxy.stop());
-  return proxy;
-}
-
 test('SIGHUP changes cache_expiration_time, for connections already cached too', async (t) => {
-  const proxy = await proxyFor(t);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   t.deepEqual(await loginLogout(proxy.port, 'user4', 'pass4'), ['a1 OK User logged in']);
   const [first] = await waitForLoginEvents(proxy, 'user4', 1);
   await waitForCached(proxy, 'user4');
@@ -250,19 +252,20 @@ test('SIGHUP changes cache_expiration_time, for connections already cached too',
   await proxy.waitForLog(/info: SIGHUP: cache_expiration_time: 300 -> 2$/);
   await proxy.waitForLog(/info: SIGHUP: configuration .* reloaded \(1 option\(s\) changed, 0 need a restart\)$/);
   await proxy.waitForLog(new RegExp(`info: Expiring server sd \\[${first!.sd}\\]$`), 5000);
-  t.true(Date.now() - hupAt < 4000);
+  // 2 s instead of 300 s; the margin is stretched by the load (the log reaches us late)
+  t.true(Date.now() - hupAt < scaled(4000), `expired ${Date.now() - hupAt} ms after SIGHUP`);
 
   // a connection cached now lives 2 s
+  const before = Date.now(); // before it was cached: `lived` below cannot come out short
   t.deepEqual(await loginLogout(proxy.port, 'user4', 'pass4'), ['a1 OK User logged in']);
   t.is(await dovecot.loginCount('user4'), 2);
   const [, second] = await waitForLoginEvents(proxy, 'user4', 2);
   await waitForCached(proxy, 'user4', 2);
-  const cachedAt = Date.now();
   await proxy.waitForLog(new RegExp(`info: Expiring server sd \\[${second!.sd}\\]$`), 5000);
-  const lived = Date.now() - cachedAt;
-  // Wide margins: cachedAt is seen through log polling on a loaded machine;
-  // the point is 2 s instead of 300 s, not a timing measurement.
-  t.true(lived > 800 && lived < 4500, `lived ${lived} ms`);
+  const lived = Date.now() - before;
+  // Wide margins, the upper one stretched by the load (it includes the login and the
+  // log's way to us): the point is 2 s instead of 300 s, not a timing measurement.
+  t.true(lived > 800 && lived < scaled(6000), `lived ${lived} ms`);
   // the server saw LOGOUTs
   await eventually('Dovecot logged both out', async () => {
     const log = await readFile(dovecot.logFile, 'utf8');
@@ -271,7 +274,7 @@ test('SIGHUP changes cache_expiration_time, for connections already cached too',
 });
 
 test('SIGTERM: cached and active server connections are logged out, final counters written, exit 0', async (t) => {
-  const proxy = await proxyFor(t);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   t.deepEqual(await loginLogout(proxy.port, 'user5', 'pass5'), ['a1 OK User logged in']);
   await waitForCached(proxy, 'user5');
   const active = await RawClient.connect(proxy.port, { timeoutMs: 10_000 });
@@ -299,15 +302,13 @@ test('SIGTERM: cached and active server connections are logged out, final counte
   t.regex(proxy.log().at(-1)!, /info: imapproxyd stopped$/);
 });
 
-test('started as root: the daemon runs as proc_username and its files belong to it', async (t) => {
-  if (!asRoot) {
-    t.log('not root: nothing to drop');
-    t.pass();
-    return;
-  }
-  const proxy = await proxyFor(t);
+// Not root: there is nothing to drop, and the test is reported as skipped.
+(asRoot ? test : test.skip)('started as root: the daemon runs as proc_username and its files belong to it', async (t) => {
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   const nobody = (await lookupUser('nobody'))!;
   const nogroup = (await lookupGroupId('nogroup'))!;
+  // the daemon listens before it drops privileges (SPEC §3): wait for the drop
+  await proxy.waitForLog(new RegExp(`info: Process will run as uid ${nobody.uid} \\(nobody\\) and gid ${nogroup} \\(nogroup\\)\\.$`));
   const status = await readFile(`/proc/${proxy.pid}/status`, 'utf8');
   t.regex(status, new RegExp(`^Uid:\\t${nobody.uid}\\t${nobody.uid}\\t${nobody.uid}\\t${nobody.uid}$`, 'm'));
   t.regex(status, new RegExp(`^Gid:\\t${nogroup}\\t${nogroup}\\t${nogroup}\\t${nogroup}$`, 'm'));
@@ -315,15 +316,14 @@ test('started as root: the daemon runs as proc_username and its files belong to 
     const st = await stat(path.join(proxy.dir, f));
     t.deepEqual([st.uid, st.gid, st.mode & 0o777], [nobody.uid, nogroup, 0o600], f);
   }
-  await proxy.waitForLog(new RegExp(`info: Process will run as uid ${nobody.uid} \\(nobody\\) and gid ${nogroup} \\(nogroup\\)\\.$`));
 });
 
 test('a control socket another daemon answers on stops the start; a stale one is replaced', async (t) => {
-  const proxy = await proxyFor(t);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   const conf = (await readFile(proxy.confFile, 'utf8')).replace(`listen_port ${proxy.port}`, `listen_port ${await getFreePort()}`);
   const second = path.join(proxy.dir, 'second.conf');
   await writeFile(second, conf);
-  const r = spawnSync(process.execPath, [IMAPPROXYD, '-f', second], { encoding: 'utf8', timeout: 15_000 });
+  const r = spawnSync(process.execPath, [IMAPPROXYD, '-f', second], { encoding: 'utf8', timeout: scaled(15_000) });
   t.is(r.status, 1);
   t.regex(r.stderr, new RegExp(`imapproxyd: control_socket ${path.join(proxy.dir, 'control.sock').replace(/\./g, '\\.')} is in use: is another imapproxyd running with this configuration\\?\\n$`));
 
@@ -333,7 +333,7 @@ test('a control socket another daemon answers on stops the start; a stale one is
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const stale = path.join(dir, 'control.sock');
   t.is(spawnSync('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(stale)})`]).status, 0);
-  const p2 = await proxyFor(t, `control_socket ${stale}`);
+  const p2 = await proxyFor(t, { serverPort: dovecot.port, extraConf: `control_socket ${stale}` });
   const v = await runCtl(['-f', p2.confFile, '--json', 'version']);
   t.is(JSON.parse(v.stdout).pid, p2.pid);
 });

@@ -26,6 +26,7 @@ import { startProxy, type Proxy } from './helpers/proxy.js';
 import { eventually, loginEvents, waitForCached, waitForLoginEvents, waitForLogLines } from './helpers/proxy-log.js';
 import { makeSelfSignedCert } from './helpers/tls-cert.js';
 import { RawClient } from './helpers/transcript.js';
+import { scaled } from './helpers/wait.js';
 
 const REUSE = '* OK [XPROXYREUSE] IMAP connection reused by imapproxy';
 const LOGGED_IN = 'a1 OK User logged in';
@@ -162,11 +163,10 @@ test('header split across packets: no greeting before it is complete, then the s
   const header = v1(CLIENT, 6001);
   const c = await viaBalancer(pMain.port, header.subarray(0, 3));
   for (const [from, to] of [[3, 12], [12, 30], [30, header.length - 1]] as const) {
-    await sleep(50);
+    await sleep(50); // kept: pieces a moment apart reach the proxy as separate reads (what is under test)
     await c.sendRaw(header.subarray(from, to));
   }
   await t.throwsAsync(c.readLine(300), undefined, 'nothing may be sent before the header is complete');
-  await sleep(50);
   await c.sendRaw(Buffer.concat([header.subarray(header.length - 1), Buffer.from('a1 LOGIN user4 pass4\r\n')]));
   c.greeting = await c.readLine();
   t.regex(c.greeting, /^\* OK /);
@@ -193,7 +193,7 @@ async function tlsViaBalancer(port: number, header: Buffer, coalesce: boolean): 
   });
   if (coalesce) raw.cork();
   raw.write(header);
-  if (!coalesce) await sleep(50);
+  if (!coalesce) await sleep(50); // kept: the header and the ClientHello in separate reads (what is under test)
   const secure = tls.connect({ socket: raw, servername: 'localhost', rejectUnauthorized: false });
   if (coalesce) process.nextTick(() => raw.uncork());
   await new Promise<void>((resolve, reject) => {
@@ -208,7 +208,7 @@ function readLines(socket: tls.TLSSocket, done: RegExp): Promise<string[]> {
   return new Promise((resolve, reject) => {
     let buf = '';
     const lines: string[] = [];
-    const timer = setTimeout(() => reject(new Error(`no line matching ${done}; got ${JSON.stringify(lines)}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`no line matching ${done}; got ${JSON.stringify(lines)}`)), scaled(10_000));
     const onData = (chunk: Buffer) => {
       buf += chunk.toString('latin1');
       let nl;

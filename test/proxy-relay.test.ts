@@ -11,15 +11,16 @@
 // (`Invalidating server sd [N]...`). B must then be reused exactly when A's
 // connection was cached.
 import test, { type ExecutionContext } from 'ava';
-import net from 'node:net';
 import zlib from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { connectImapClient } from './helpers/imapflow.js';
 import { seedMailboxes } from './helpers/maildir-seed.js';
-import { LOOPBACK } from './helpers/ports.js';
 import { startProxy, type Proxy } from './helpers/proxy.js';
+import { eventually, waitForVerdict } from './helpers/proxy-log.js';
+import { Bare } from './helpers/reliability.js';
 import { RawClient } from './helpers/transcript.js';
+import { scaled } from './helpers/wait.js';
 import { startTap, type Tap } from './helpers/tap.js';
 
 const REUSE = '* OK [XPROXYREUSE] IMAP connection reused by imapproxy';
@@ -43,9 +44,10 @@ test.after.always(async () => {
   await dovecot?.stop();
 });
 
-/** serverSaw(user) once it equals `expected` (bytes may still be on their way), for up to 3 s. */
+/** serverSaw(user) once it equals `expected` (bytes may still be on their way); else the difference. */
 async function assertServerSaw(t: ExecutionContext, user: string, expected: string[][]): Promise<void> {
-  for (let i = 0; i < 150 && JSON.stringify(tap.serverSaw(user)) !== JSON.stringify(expected); i++) await sleep(20);
+  await eventually(`the server to receive ${JSON.stringify(expected)}`, () => (JSON.stringify(tap.serverSaw(user)) === JSON.stringify(expected) ? true : undefined), 3000)
+    .catch(() => undefined);
   t.deepEqual(tap.serverSaw(user), expected, `what the server received for ${user}`);
 }
 
@@ -73,20 +75,9 @@ function lastSd(user: string): number {
   throw new Error(`no LOGIN of ${user} in the proxy log:\n${proxy.log().join('\n')}`);
 }
 
-/**
- * Waits for the proxy's verdict on server sd `sd` in log lines after index
- * `from`: cached after the session, or closed.
- */
-async function verdict(user: string, sd: number, from: number, timeoutMs = 15_000): Promise<'cached' | 'closed'> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    for (const line of proxy.log().slice(from)) {
-      if (line.includes(`LOGOUT: '${user}' from server sd [${sd}]`)) return 'cached';
-      if (line.includes(`Invalidating server sd [${sd}]`) || line.includes(`Expiring server sd [${sd}]`)) return 'closed';
-    }
-    if (Date.now() > deadline) throw new Error(`no verdict on server sd [${sd}] within ${timeoutMs} ms:\n${proxy.log().join('\n')}`);
-    await sleep(20);
-  }
+/** The proxy's verdict on server sd `sd` in log lines after index `from`: cached after the session, or closed. */
+function verdict(user: string, sd: number, from: number): Promise<'cached' | 'closed'> {
+  return waitForVerdict(proxy, user, sd, from);
 }
 
 interface Login {
@@ -143,6 +134,7 @@ async function handOver(t: ExecutionContext, user: string, act: (a: Login, logFr
  */
 async function assertOnlyOwnReplies(t: ExecutionContext, b: RawClient): Promise<void> {
   const first = await cmd(b, 'b2 NOOP');
+  // an observation window, not a synchronisation: stray replies of A would arrive in it
   await sleep(100);
   const second = await cmd(b, 'b3 NOOP');
   const all = [...first, ...second];
@@ -162,58 +154,6 @@ const B_LINES = ['b2 NOOP', 'b3 NOOP', 'b4 FETCH 1 FLAGS'];
 async function logout(t: ExecutionContext, c: RawClient, tag: string): Promise<void> {
   await c.send(`${tag} LOGOUT`);
   t.deepEqual(await c.expectClosed(), ['* BYE LOGOUT received', `${tag} OK Completed`], c.describe());
-}
-
-/**
- * A bare socket for session A where RawClient would get in the way: it can stop
- * reading (so the proxy meets backpressure) and be destroyed mid-response.
- */
-class Bare {
-  data = Buffer.alloc(0);
-  private wake: (() => void) | undefined;
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (b: Buffer) => {
-      this.data = Buffer.concat([this.data, b]);
-      this.wake?.();
-    });
-    socket.on('error', () => {});
-  }
-
-  static async connect(port: number): Promise<Bare> {
-    const socket = net.connect({ host: LOOPBACK, port });
-    const bare = new Bare(socket);
-    await bare.waitFor('\r\n');
-    return bare;
-  }
-
-  text(): string {
-    return this.data.toString('latin1');
-  }
-
-  async waitFor(s: string | RegExp, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (typeof s === 'string' ? !this.text().includes(s) : !s.test(this.text())) {
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`Bare: no ${String(s)} within ${timeoutMs} ms; got ${JSON.stringify(this.text().slice(-300))}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
-
-  /** Resolves once the bytes are handed to the kernel. */
-  write(s: string): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.write(s, (err) => (err ? reject(err) : resolve())));
-  }
-
-  /** Gone without LOGOUT. */
-  destroy(): void {
-    this.socket.destroy();
-  }
 }
 
 async function bareLogin(t: ExecutionContext, user: string): Promise<{ a: Bare; sd: number }> {
@@ -376,6 +316,7 @@ test('client that stopped reading drops during several multi-MB FETCHes: resync 
   await a.write(tags.map((n) => `a${n} UID FETCH ${BIG_UID} BODY[]\r\n`).join(''));
   await a.waitFor('BODY[]');
   a.socket.pause();
+  // an observation window: a proxy that ignored back-pressure would flood the paused client in it
   await sleep(200);
   t.true(a.data.length < BIG_SIZE * 2, `the paused client received ${a.data.length} bytes`);
   const from = proxy.log().length;
@@ -451,6 +392,8 @@ test('pipelined commands, then the client drops: the next session sees none of t
 test('client dropped in the middle of a command line: the connection is not cached', async (t) => {
   const { b, outcome } = await handOver(t, 'user14', async ({ c }, logFrom) => {
     await c.sendRaw('a2 SEARCH SUBJECT "half a line');
+    // kept: the half line and the close are meant to reach the proxy in two reads; there
+    // is no event to wait for (the proxy holds a line's head until its end, nothing is sent)
     await sleep(50);
     logFrom();
     await c.close();
@@ -533,7 +476,8 @@ test('client dropped after a literal announcement without its data: the connecti
     await c.send('a2 APPEND INBOX {100}');
     t.is(await c.readLine(), '+ OK');
     await c.sendRaw('only part of the literal');
-    await sleep(50);
+    // the part of the literal is forwarded before the client goes
+    await eventually('the part of the literal at the server', () => (tap.serverSaw('user15').at(-1)?.at(-1) === 'only part of the literal' ? true : undefined));
     logFrom();
     await c.close();
   });
@@ -605,10 +549,18 @@ test('a session that used COMPRESS=DEFLATE is never reused (imapflow works throu
   t.true(await notReusedAfter(t, 'user19', { disableCompression: false, disableAutoEnable: true }, 'close', /: COMPRESS is active$/));
 });
 
-test('a session that used ENABLE is never reused (imapflow enables CONDSTORE by default and works through it)', async (t) => {
-  // BackendConnection.cannotReset: ENABLE cannot be undone (RFC 5161)
+test('a session that used ENABLE (imapflow enables CONDSTORE by default) is cached with it on; a session that asks for nothing gets another connection', async (t) => {
+  // ENABLE cannot be undone (RFC 5161): the connection only serves a session
+  // whose first command is the same ENABLE (client/enabled-reuse.ts).
   for (const [user, end] of [['user9', 'logout'], ['user20', 'close']] as const) {
-    t.false(await notReusedAfter(t, user, {}, end, /: extensions enabled \(CONDSTORE\b.*\)$/));
+    const before = await dovecot.loginCount(user);
+    const from = proxy.log().length;
+    await imapflowSession(t, user, {}, end);
+    t.is(await verdict(user, lastSd(user), from), 'cached', end);
+    const b = await login(t, user, 'b1');
+    t.false(b.reused, 'the connection with CONDSTORE on must not be handed out');
+    await assertOnlyOwnReplies(t, b.c);
+    t.is(await dovecot.loginCount(user), before + 2);
   }
 });
 
@@ -639,14 +591,14 @@ test('COMPRESS active: when the server ends the session, the proxy writes nothin
       deflate.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve());
     });
   const until = async (re: RegExp): Promise<void> => {
-    for (let i = 0; i < 250 && !re.test(plain) && !inflateError; i++) await sleep(20);
+    await eventually(`${re} in the inflated stream`, () => (re.test(plain) || inflateError ? true : undefined)).catch(() => undefined);
   };
   await send('a3 NOOP\r\n');
   await until(/a3 OK/);
   t.regex(plain, /^a3 OK NOOP completed/);
   const ended = new Promise<boolean>((resolve) => {
     a.socket.once('close', () => resolve(true));
-    setTimeout(() => resolve(false), 10_000).unref();
+    setTimeout(() => resolve(false), scaled(10_000)).unref();
   });
   await dovecot.doveadm('kick', user);
   t.true(await ended, 'the proxy closes the client once the server is gone');
@@ -657,15 +609,19 @@ test('COMPRESS active: when the server ends the session, the proxy writes nothin
   deflate.destroy();
 });
 
-test('raw ENABLE, or CONDSTORE switched on by SELECT (CONDSTORE): not reused', async (t) => {
+test('raw ENABLE, or CONDSTORE switched on by SELECT (CONDSTORE): cached with it on, never handed to a session that asks for nothing', async (t) => {
   for (const [user, command] of [['user10', 'a2 ENABLE CONDSTORE'], ['user11', 'a2 SELECT INBOX (CONDSTORE)']] as const) {
-    const { b, outcome } = await handOver(t, user, async ({ c }) => {
-      const lines = await cmd(c, command);
-      t.regex(lines.at(-1)!, /^a2 OK /, c.describe());
-      await logout(t, c, 'a3');
-    });
-    t.is(outcome, 'closed', `${user}: ${command}`);
-    await assertOnlyOwnReplies(t, b);
+    const before = await dovecot.loginCount(user);
+    const a = await login(t, user);
+    const from = proxy.log().length;
+    const lines = await cmd(a.c, command);
+    t.regex(lines.at(-1)!, /^a2 OK /, a.c.describe());
+    await logout(t, a.c, 'a3');
+    t.is(await verdict(user, a.sd, from), 'cached', `${user}: ${command}`);
+    const b = await login(t, user, 'b1');
+    t.false(b.reused);
+    await assertOnlyOwnReplies(t, b.c);
+    t.is(await dovecot.loginCount(user), before + 2, 'B is on a new server connection');
   }
 });
 
@@ -684,6 +640,7 @@ test('a command line over max_line_length gets BYE and is closed; other sessions
     const long = 'a3 SEARCH SUBJECT "' + 'y'.repeat(MAX_LINE - 'a3 SEARCH SUBJECT "'.length) + '"';
     t.is(long.length, MAX_LINE + 1);
     await c.sendRaw(long.slice(0, 1000));
+    // kept: two reads for the proxy; no event to wait for (the proxy holds a line's head)
     await sleep(20);
     await c.sendRaw(`${long.slice(1000)}\r\n`);
     t.deepEqual(await c.expectClosed(), [`* BYE line longer than ${MAX_LINE} bytes`]);

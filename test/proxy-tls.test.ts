@@ -31,6 +31,7 @@ import { IMAPPROXYD, startProxy, type Proxy } from './helpers/proxy.js';
 import { eventually, waitForCached, waitForLogLines } from './helpers/proxy-log.js';
 import { makeSelfSignedCert, type CertFiles } from './helpers/tls-cert.js';
 import { RawClient } from './helpers/transcript.js';
+import { scaled } from './helpers/wait.js';
 import { startTap, type Tap } from './helpers/tap.js';
 
 const run = promisify(execFile);
@@ -126,14 +127,15 @@ test.after.always(async () => {
 
 const pass = (user: string): string => user.replace(/^user/, 'pass');
 
+/** Waits until Dovecot's auth process is up: its greeting then carries capabilities. */
 async function authReady(d: Dovecot): Promise<void> {
-  for (let i = 0; ; i++) {
+  let greeting = '';
+  await eventually('dovecot\'s auth process', async () => {
     const c = await RawClient.connect(d.port);
     await c.close();
-    if (c.greeting.startsWith('* OK [CAPABILITY ')) return;
-    if (i > 100) throw new Error(`dovecot not ready: ${c.greeting}`);
-    await sleep(50);
-  }
+    greeting = c.greeting;
+    return greeting.startsWith('* OK [CAPABILITY ') ? true : undefined;
+  }, 5000, () => `last greeting: ${greeting}`);
 }
 
 /** Tokens of the capability code of a greeting, or of a `* CAPABILITY` line. */
@@ -185,7 +187,7 @@ async function sClient(args: string[], lines: string[]): Promise<string> {
       child.stdin.write(`${line}\n`);
       await eventually(`the reply to ${line}`, () => (new RegExp(`^${tag} `, 'm').test(out) ? true : undefined), 5000, () => `${err}\n${out}`);
     }
-    await Promise.race([exited, sleep(5000)]);
+    await Promise.race([exited, sleep(scaled(5000))]); // a deadline for s_client to exit, not a pause
     return out;
   } finally {
     child.kill();
@@ -417,7 +419,8 @@ test('STARTTLS injection (CVE-2011-0411): commands pipelined after STARTTLS are 
   const c = await RawClient.connect(pClients.port);
   await c.sendRaw('a STARTTLS\r\nb CAPABILITY\r\nb2 LOGIN user13 pass13\r\n');
   t.is(await c.readLine(), 'a OK Begin TLS negotiation now');
-  // startTls() itself fails if anything followed the OK in clear.
+  // startTls() itself fails if anything followed the OK in clear; kept, an observation
+  // window: answers to b and b2 would arrive in it
   await sleep(100);
   await c.startTls();
   t.deepEqual(await c.command('c NOOP'), ['c OK Completed'], 'no reply to b or b2 before the reply to c');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { startCImapproxy } from './helpers/c-imapproxy.js';
 import { runCtl } from './helpers/ctl.js';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
-import { startProxy, type Proxy } from './helpers/proxy.js';
+import { proxyFor, type Proxy } from './helpers/proxy.js';
 import { eventually, waitForCached, waitForLoginEvents } from './helpers/proxy-log.js';
 import { lookupUser } from './helpers/system-user.js';
 import { RawClient } from './helpers/transcript.js';
@@ -24,12 +24,6 @@ test.before(async () => {
 test.after.always(async () => {
   await dovecot?.stop();
 });
-
-async function proxyFor(t: { teardown(fn: () => Promise<void>): void }, extraConf = ''): Promise<Proxy> {
-  const proxy = await startProxy({ serverPort: dovecot.port, extraConf });
-  t.teardown(() => proxy.stop());
-  return proxy;
-}
 
 interface TraceRecord {
   user: string;
@@ -75,7 +69,7 @@ async function traceOf(file: string): Promise<TraceRecord[]> {
 }
 
 test('a session traced with XPROXY_TRACE: the same records as the C original', async (t) => {
-  const [ours, c] = await Promise.all([proxyFor(t, 'enable_admin_commands yes'), startCImapproxy({ serverPort: dovecot.port })]);
+  const [ours, c] = await Promise.all([proxyFor(t, { serverPort: dovecot.port, extraConf: 'enable_admin_commands yes' }), startCImapproxy({ serverPort: dovecot.port })]);
   t.teardown(() => c.stop());
   const files: Array<[Proxy | null, number, string]> = [[ours, ours.port, path.join(ours.dir, 'protocol.log')], [null, c.port, c.traceFile]];
   for (const [proxy, port, file] of files) {
@@ -116,7 +110,7 @@ test('a session traced with XPROXY_TRACE: the same records as the C original', a
 });
 
 test('passwords and AUTHENTICATE data inside a traced session are masked', async (t) => {
-  const proxy = await proxyFor(t);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   t.deepEqual(await runCtl(['-f', proxy.confFile, 'trace', 'user2']), {
     code: 0, stdout: 'tracing user2 from the next login\ntraced: user2\n', stderr: '',
   });
@@ -150,7 +144,7 @@ test('passwords and AUTHENTICATE data inside a traced session are masked', async
 });
 
 test('several users at once; trace --off keeps tracing the running session as "Null username"', async (t) => {
-  const proxy = await proxyFor(t);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port });
   const ctl = (...args: string[]) => runCtl(['-f', proxy.confFile, ...args]);
   t.deepEqual(await ctl('trace', 'user3', 'user4'), { code: 0, stdout: 'tracing user3, user4 from the next login\ntraced: user3, user4\n', stderr: '' });
   t.deepEqual(await ctl('trace', 'user3'), { code: 0, stdout: 'already traced: user3\ntraced: user3, user4\n', stderr: '' });
@@ -214,7 +208,7 @@ test('newlog empties the file while a session is traced; later records start at 
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'trace.log');
   await writeFile(file, 'left over from the last run\n', { mode: 0o644 });
-  const proxy = await proxyFor(t, `enable_admin_commands yes\nprotocol_log_filename ${file}`);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port, extraConf: `enable_admin_commands yes\nprotocol_log_filename ${file}` });
   // truncated and made private at start
   t.is((await readFile(file)).length, 0);
   t.is((await stat(file)).mode & 0o777, 0o600);
@@ -254,7 +248,7 @@ test('newlog empties the file while a session is traced; later records start at 
 });
 
 test('XPROXY_TRACE without a usable file still answers; newlog then fails with NO internal server error', async (t) => {
-  const proxy = await proxyFor(t, `enable_admin_commands yes\nprotocol_log_filename /nonexistent-dir/trace.log`);
+  const proxy = await proxyFor(t, { serverPort: dovecot.port, extraConf: `enable_admin_commands yes\nprotocol_log_filename /nonexistent-dir/trace.log` });
   await proxy.waitForLog(/err: cannot open protocol log file \/nonexistent-dir\/trace\.log: .*; protocol tracing is unavailable$/);
   const admin = await RawClient.connect(proxy.port);
   t.deepEqual(await admin.command('n1 XPROXY_NEWLOG'), ['n1 NO internal server error']);

@@ -26,8 +26,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { readStatsFile } from '@imapproxy/shared';
-import { startCImapproxy, type CImapproxy } from './helpers/c-imapproxy.js';
+import { mountNamespacesWorkSync, startCImapproxy, waitForCImapproxyCached, type CImapproxy } from './helpers/c-imapproxy.js';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { LOOPBACK } from './helpers/ports.js';
 import { isAlive, signal, waitForExit } from './helpers/process-tree.js';
@@ -36,6 +35,7 @@ import { eventually, waitForCached, waitForLogLines } from './helpers/proxy-log.
 import { Bare, FAKE_GREETING, startFakeServer, statsWhen, type FakeConn } from './helpers/reliability.js';
 import { startTap } from './helpers/tap.js';
 import { RawClient } from './helpers/transcript.js';
+import { scaled } from './helpers/wait.js';
 
 const REUSED = '* OK [XPROXYREUSE] IMAP connection reused by imapproxy';
 
@@ -147,7 +147,8 @@ test('B2: the server says LOGINDISABLED: the original sends the password in clea
     const o = await RawClient.connect(orig.port);
     await o.command('a1 LOGIN user1 pass1', 10_000);
     await o.close();
-    await sleep(200);
+    // no wait needed: both logins were answered, so what each proxy sent for them
+    // has passed its tap already
     t.false(tapOurs.allSent().includes('pass1'), `ours sent the password in clear:\n${tapOurs.allSent()}`);
     t.regex(tapC.allSent(), /A0001 LOGIN user1 pass1\r\n/, 'the original no longer sends the password in clear?');
   } finally {
@@ -204,7 +205,7 @@ test('B4: a client that drops without LOGOUT: the original hands the next sessio
     t.regex((await a.c.command('a2 SELECT INBOX')).at(-1)!, /^a2 OK \[READ-WRITE\]/);
     await a.c.close();
     if (name === 'ours') await waitForCached(ours, 'user4', 1);
-    else await sleep(300);
+    else await waitForCImapproxyCached(c, 'user4', 1);
     const b = await login(port, 'user4', 'b1');
     t.true(b.reused, `${name}: B reuses A's connection`);
     const fetch = await b.c.command('b2 FETCH 1 FLAGS');
@@ -237,6 +238,7 @@ test.serial('B5: a password changed on the server: ours stops reusing after max_
   const passwd = path.join(dovecot.dir, 'users.passwd');
   const original = await readFile(passwd, 'utf8');
   try {
+    const created = Date.now();
     const ownSession = await login(own.port, 'user5');
     await logout(ownSession.c);
     const origSession = await login(c.port, 'user5');
@@ -246,8 +248,10 @@ test.serial('B5: a password changed on the server: ours stops reusing after max_
     await writeFile(passwd, original.replace('user5:{PLAIN}pass5:', 'user5:{PLAIN}changed5:'));
     // within max_reuse_age a cached connection still serves the old password (documented)
     const early = await login(own.port, 'user5');
-    t.true(early.reused);
+    // on a machine so busy that 3 s went by already, the connection is rightly too old
+    t.true(early.reused || Date.now() - created >= 3000, 'a young connection is reused');
     await logout(early.c);
+    // kept: waiting out max_reuse_age is the thing under test
     await sleep(Math.max(0, 3300 - (Date.now() - started)));
     const late = await RawClient.connect(own.port);
     t.regex((await late.command('a1 LOGIN user5 pass5')).at(-1)!, /^a1 NO \[AUTHENTICATIONFAILED\]/, 'the server checked the old password again');
@@ -310,9 +314,8 @@ test('B8: the server ends an active session: ours counts it out of "in use"; the
   const orig = await startCImapproxy({ serverPort: dovecot.port });
   try {
     await run(orig.port, 'user10');
-    await sleep(1500);
-    const cs = readStatsFile(orig.statFile);
-    t.is(cs.currentClientConnections, 0);
+    // the original's session thread has ended (it counts the client out last)
+    const cs = await statsWhen(orig.statFile, (x) => x.currentClientConnections === 0);
     t.is(cs.inUseServerConnections, 1, 'the original no longer drifts?');
   } finally {
     await orig.stop();
@@ -331,6 +334,7 @@ test('B10: a partial line with no CRLF: ours closes it after preauth_idle_timeou
     await o.write('a NOO');
     await a.waitForEnd(5000);
     t.regex(a.text(), /\* BYE Autologout; idle for too long\r\n$/);
+    // an observation window: the original would close the connection in it if it had a timeout
     await sleep(500);
     t.false(o.ended, 'the original no longer waits for the rest of the line?');
     a.destroy();
@@ -368,11 +372,13 @@ test('B11: the bytes of a refused {n+} literal are never read as commands', asyn
   for (const [name, port] of [['ours', ours.port], ['original', c.port]] as const) {
     const s = await RawClient.connect(port);
     await s.sendRaw('a1 LOGIN {300+}\r\n');
+    // kept: the announcement and the literal's bytes are meant to arrive in two reads,
+    // as in the original report; ours sends nothing in between to wait for
     await sleep(200);
     await s.sendRaw(`${'x CAPABILITY\r\n'.repeat(21)}${'y'.repeat(6)} pw\r\n`);
     const lines: string[] = [];
     for (;;) {
-      const l = await s.readLine(3000).catch(() => null);
+      const l = await s.readLine(scaled(3000)).catch(() => null);
       if (l === null) break;
       lines.push(l);
       if (name === 'ours' && l.startsWith('a1 ')) break;
@@ -398,7 +404,7 @@ test('B12: SIGTERM: ours logs out of its cached server connection; the original 
     await logout((await login(own.port, 'user12')).c);
     await waitForCached(own, 'user12');
     await logout((await login(orig.port, 'user13')).c);
-    await sleep(300);
+    await waitForCImapproxyCached(orig, 'user13');
     await own.stop();
     signal(orig.pid, 'SIGTERM');
     await waitForExit([orig.pid], 5000);
@@ -414,7 +420,8 @@ test('B12: SIGTERM: ours logs out of its cached server connection; the original 
 
 // --- B13: one server address, resolved once -----------------------------------------
 
-test('B13: the server name has two addresses and the one in use dies: ours uses the other; the original keeps the dead one', async (t) => {
+// Without private mount namespaces neither daemon can get its own /etc/hosts: skipped, not passed.
+(mountNamespacesWorkSync() ? test : test.skip)('B13: the server name has two addresses and the one in use dies: ours uses the other; the original keeps the dead one', async (t) => {
   // A private /etc/hosts (bind-mounted in each daemon's own mount namespace):
   // imapserver.test is 127.0.0.1 and 127.0.0.9, each a forwarder to Dovecot.
   const forwarders: Array<{ address: string; server: net.Server; sockets: Set<net.Socket>; accepted: number }> = [];
@@ -455,15 +462,11 @@ test('B13: the server name has two addresses and the one in use dies: ours uses 
   let orig: CImapproxy | undefined;
   try {
     const conf = 'server_hostname imapserver.test';
-    try {
-      own = await startProxy({ serverPort: port, extraConf: conf, hostsFile });
-      orig = await startCImapproxy({ serverPort: port, extraConf: conf, hostsFile });
-    } catch (err) {
-      t.log(`no private mount namespace here (${(err as Error).message.split('\n')[0]}): skipped`);
-      t.pass();
-      return;
-    }
-    await sleep(300); // start-up probes done
+    own = await startProxy({ serverPort: port, extraConf: conf, hostsFile });
+    orig = await startCImapproxy({ serverPort: port, extraConf: conf, hostsFile });
+    // both start-up probes (ours: the greeting; the original's CAPABILITY) are over
+    await eventually('the start-up probes of both daemons', () =>
+      (forwarders.reduce((n, f) => n + f.accepted, 0) >= 2 && forwarders.every((f) => [...f.sockets].every((s) => s.destroyed)) ? true : undefined));
     // Which address does the original use? (Both daemons get the addresses
     // in the same order from getaddrinfo.)
     const before = forwarders.map((f) => f.accepted);
@@ -544,6 +547,9 @@ test('S2: literals announced where they do not belong, unfinished or nested, bef
   for (const bytes of attacks) {
     const s = await Bare.connect(ours.port);
     await s.write(bytes).catch(() => {});
+    // kept: gives the proxy a moment to answer before the client vanishes, so both
+    // "parsed, then closed" and "answer meets a closed socket" happen; some of these
+    // inputs get no answer at all, so there is nothing to wait for
     await sleep(50);
     s.destroy();
   }

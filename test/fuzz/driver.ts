@@ -27,8 +27,9 @@ import { startDovecot, type Dovecot } from '../helpers/dovecot.js';
 import { LOOPBACK } from '../helpers/ports.js';
 import { isAlive } from '../helpers/process-tree.js';
 import { startProxy, type Proxy } from '../helpers/proxy.js';
-import { rssKb } from '../helpers/reliability.js';
+import { fdCount, rssKb } from '../helpers/reliability.js';
 import { RawClient } from '../helpers/transcript.js';
+import { settled } from '../helpers/wait.js';
 
 export interface FuzzOptions {
   /** Mutated inputs to send (the run also stops at the deadline). */
@@ -264,7 +265,7 @@ export async function runFuzz(opts: FuzzOptions, target?: { proxy: Proxy; doveco
         result.reconnects++;
         if (w.socket === null) {
           if (dead) break;
-          await new Promise((r) => setTimeout(r, 50));
+          await new Promise((r) => setTimeout(r, 50)); // back-off before reconnecting, not a synchronisation
           continue;
         }
       }
@@ -322,8 +323,8 @@ export async function runFuzz(opts: FuzzOptions, target?: { proxy: Proxy; doveco
         return run(w, i, new Generator(seed * 31 + i));
       }),
     );
-    // let the daemon settle, then check it
-    await new Promise((r) => setTimeout(r, 1000));
+    // let the daemon finish with the last inputs (its open files stop changing), then check it
+    await settled('the daemon to settle', () => fdCount(proxy.pid), { quietMs: 300, timeoutMs: 10_000 }).catch(() => undefined);
     if (!dead && !isAlive(proxy.pid)) dead = true;
     if (dead) {
       result.crashes = 1;

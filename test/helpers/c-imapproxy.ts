@@ -8,7 +8,7 @@
 // "log" = a socket of our syslog catcher. Its log then lands in <dir>/imapproxy.log
 // and the machine's /dev/log is untouched. Otherwise it runs without a log
 // (logging: false, logLines() resolves to []).
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -19,6 +19,7 @@ import { getFreePort, LOOPBACK, waitForListening } from './ports.js';
 import { isAlive, onProcessExit, signal, waitForExit } from './process-tree.js';
 import { startSyslogCatcher, type SyslogCatcher } from './syslog-catcher.js';
 import { lookupGroupId, lookupUser } from './system-user.js';
+import { settled, waitFor } from './wait.js';
 
 const run = promisify(execFile);
 
@@ -64,6 +65,14 @@ export interface CImapproxy {
   logLines(): Promise<string[]>;
   /** SIGTERM (then SIGKILL) imapproxyd, stop the catcher, remove the temp dir. Idempotent. */
   stop(): Promise<void>;
+}
+
+/**
+ * The same check, synchronously: for deciding at declaration time whether a test
+ * that needs its own /etc/hosts runs or is reported as skipped.
+ */
+export function mountNamespacesWorkSync(): boolean {
+  return spawnSync(UNSHARE_BIN, ['--mount', 'sh', '-c', 'mount --make-rprivate / && mount --bind /dev/null /dev/null'], { stdio: 'ignore' }).status === 0;
 }
 
 let namespacesWork: Promise<boolean> | undefined;
@@ -182,7 +191,7 @@ export async function startCImapproxy(opts: CImapproxyOptions): Promise<CImappro
         what: 'imapproxyd', timeoutMs: opts.startTimeoutMs ?? 15_000, abortReason: () => exited,
       });
     } catch (err) {
-      await sleep(50); // let the catcher write the last syslog lines
+      await sleep(50); // failure path only: let the catcher write the last syslog lines for the error text
       const detail = [...(await readLines(outFile)), ...(await readLines(logFile))].slice(-20).join('\n');
       throw new Error(`${(err as Error).message}\n--- imapproxyd output/log (${dir}) ---\n${detail}`, { cause: err });
     }
@@ -202,14 +211,7 @@ export async function startCImapproxy(opts: CImapproxyOptions): Promise<CImappro
       async logLines(): Promise<string[]> {
         if (!logging) return [];
         // datagrams are written by the catcher a moment after imapproxyd sends them
-        let lines = await readLines(logFile);
-        for (let i = 0; i < 20; i++) {
-          await sleep(50);
-          const again = await readLines(logFile);
-          if (again.length === lines.length) return again;
-          lines = again;
-        }
-        return lines;
+        return settled('the original\'s syslog file to be quiet', () => readLines(logFile), { quietMs: 50 });
       },
       async stop(): Promise<void> {
         if (stopped) return;
@@ -233,4 +235,21 @@ export async function startCImapproxy(opts: CImapproxyOptions): Promise<CImappro
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * Waits until the original has logged `LOGOUT: '<user>' from server sd [N]` `count`
+ * times: the server connection is back in its pool. Without a private /dev/log
+ * (logging false) there is nothing to watch, and a fixed pause is all that is left.
+ */
+export async function waitForCImapproxyCached(p: CImapproxy, user: string, count = 1): Promise<void> {
+  if (!p.logging) {
+    await sleep(300);
+    return;
+  }
+  const re = new RegExp(`LOGOUT: '${user.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' from server sd \\[\\d+\\]$`);
+  await waitFor(`the original to cache ${user}'s connection`, async () => {
+    const lines = (await p.logLines()).filter((l) => re.test(l));
+    return lines.length >= count ? lines : undefined;
+  });
 }

@@ -10,7 +10,7 @@ import { existsSync, openSync, closeSync, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { settled, waitFor } from './wait.js';
 import { promisify } from 'node:util';
 import { seedMaildirs } from './maildir-seed.js';
 import { getFreePorts, LOOPBACK, waitForListening } from './ports.js';
@@ -262,7 +262,8 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
         });
         // The master listens before it forks its first children (log, config, anvil);
         // once they exist it has finished starting up.
-        for (let i = 0; i < 200 && pid && !exited && descendants(pid).length === 0; i++) await sleep(5);
+        await waitFor('dovecot\'s first child processes', () => (!pid || exited || descendants(pid).length > 0 ? true : undefined), { intervalMs: 5 })
+          .catch(() => undefined); // an old Dovecot that starts no children at once is still usable
       } catch (err) {
         if (child.pid) killTreeNow(child.pid);
         running = undefined;
@@ -328,15 +329,8 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
       pid,
       async loginCount(user?: string): Promise<number> {
         // imap-login writes "Login:" through Dovecot's log process, which can lag the
-        // client's tagged OK by a few ms: read until two reads 50 ms apart agree.
-        let n = await countLogins(logFile, user);
-        for (let i = 0; i < 40; i++) {
-          await sleep(50);
-          const again = await countLogins(logFile, user);
-          if (again === n) return n;
-          n = again;
-        }
-        return n;
+        // client's tagged OK by a few ms: read until the count holds for 50 ms.
+        return settled('dovecot\'s login count to settle', () => countLogins(logFile, user), { quietMs: 50 });
       },
       async doveadm(...args: string[]): Promise<string> {
         const { stdout } = await run(DOVEADM_BIN, ['-c', confFile, ...args]);

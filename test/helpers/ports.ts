@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { scaled } from './wait.js';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -54,6 +55,7 @@ export async function isListening(port: number): Promise<boolean> {
 }
 
 export interface WaitForListeningOptions {
+  /** Deadline on a quiet machine (default 10 s), stretched by the load (wait.ts). */
   timeoutMs?: number;
   /** Polled too: return a reason string to stop waiting early (e.g. "process exited"). */
   abortReason?: () => string | undefined;
@@ -62,7 +64,7 @@ export interface WaitForListeningOptions {
 
 /** Resolves once every port listens; rejects on timeout or when abortReason() says so. */
 export async function waitForListening(ports: number[], opts: WaitForListeningOptions = {}): Promise<void> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const timeoutMs = scaled(opts.timeoutMs ?? 10_000);
   const deadline = Date.now() + timeoutMs;
   const what = opts.what ?? 'server';
   for (let delay = 5; ; delay = Math.min(delay * 2, 50)) {

@@ -2,6 +2,7 @@
 // test files and other engineers run Dovecots and imapproxyds on the same machine).
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { scaled } from './wait.js';
 
 interface ProcStat {
   state: string;
@@ -56,7 +57,7 @@ export function signal(pid: number, sig: NodeJS.Signals): void {
 
 /** Waits until none of `pids` is alive; returns the ones still alive at the deadline. */
 export async function waitForExit(pids: number[], timeoutMs: number): Promise<number[]> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   for (;;) {
     const alive = pids.filter(isAlive);
     if (alive.length === 0 || Date.now() >= deadline) return alive;

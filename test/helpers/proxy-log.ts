@@ -2,8 +2,8 @@
 // login got, whether it was new or reused, and polling for lines that are
 // written asynchronously (stderr reaches the test process a little after the
 // client saw the reply that followed the log line).
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Proxy } from './proxy.js';
+import { waitFor } from './wait.js';
 
 export interface LoginEvent {
   user: string;
@@ -32,22 +32,17 @@ export function logLines(proxy: Proxy, re: RegExp): string[] {
   return proxy.log().filter((l) => re.test(l));
 }
 
-/** Polls `probe` until it returns something other than undefined; rejects after timeoutMs. */
-export async function eventually<T>(
+/**
+ * Polls `probe` until it returns something other than undefined; rejects after
+ * timeoutMs, stretched by the machine's load (see wait.ts).
+ */
+export function eventually<T>(
   what: string,
   probe: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 5000,
   detail?: () => string,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? `\n${detail()}` : ''}`);
-    }
-    await sleep(20);
-  }
+  return waitFor(what, probe, { timeoutMs, detail });
 }
 
 /** Waits until the log holds at least `count` login events of `user` and returns them all. */
@@ -89,4 +84,25 @@ export function waitForCached(proxy: Proxy, user: string, count = 1, timeoutMs =
 /** Escapes text for use inside a RegExp. */
 export function reEscape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The server sd of the last successful LOGIN of `user` in the log. */
+export function lastLoginSd(proxy: Proxy, user: string): number {
+  const last = loginEvents(proxy, user).at(-1);
+  if (!last) throw new Error(`no LOGIN of ${user} in the proxy log:\n${proxy.log().join('\n')}`);
+  return last.sd;
+}
+
+/**
+ * Waits for the proxy's verdict on server sd `sd` of `user` in log lines after
+ * index `from`: cached after the session ended, or closed (invalidated or expired).
+ */
+export function waitForVerdict(proxy: Proxy, user: string, sd: number, from: number, timeoutMs = 15_000): Promise<'cached' | 'closed'> {
+  return eventually(`the verdict on server sd [${sd}]`, () => {
+    for (const line of proxy.log().slice(from)) {
+      if (line.includes(`LOGOUT: '${user}' from server sd [${sd}]`)) return 'cached' as const;
+      if (line.includes(`Invalidating server sd [${sd}]`) || line.includes(`Expiring server sd [${sd}]`)) return 'closed' as const;
+    }
+    return undefined;
+  }, timeoutMs, () => proxy.log().join('\n'));
 }

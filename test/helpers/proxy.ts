@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getFreePort, LOOPBACK, waitForListening } from './ports.js';
 import { onProcessExit, waitForExit } from './process-tree.js';
+import { scaled } from './wait.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const IMAPPROXYD = path.join(REPO, 'bin/imapproxyd');
@@ -34,7 +35,7 @@ export interface Proxy {
   statFile: string;
   /** Everything the daemon wrote to stderr so far, one entry per line. */
   log(): string[];
-  /** Resolves when a log line matches (rejects after timeoutMs). */
+  /** Resolves when a log line matches (rejects after timeoutMs, stretched by the load). */
   waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
   /** SIGTERM and wait; idempotent. */
   stop(): Promise<void>;
@@ -45,6 +46,18 @@ export interface Proxy {
 }
 
 export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
+  // A free port can be taken by someone else before the daemon binds it: when the
+  // port was ours to choose, try again with another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startProxyOnce(opts);
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startProxyOnce(opts: ProxyOptions): Promise<Proxy> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'imapproxy-ts-'));
   await chmod(dir, 0o755);
   const port = opts.port ?? (await getFreePort());
@@ -90,8 +103,12 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     for (const w of watchers) w();
   });
   const pid = child.pid!;
+  let exitReason: string | undefined;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('exit', (code, signal) => {
+      exitReason = `imapproxyd exited (${signal ?? `code ${code}`})`;
+      resolve({ code, signal });
+    }),
   );
   const removeHook = onProcessExit(() => {
     try {
@@ -114,10 +131,12 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitForListening([port], { timeoutMs: 10_000, what: `imapproxyd on ${port}` });
+    // Node's start-up alone can take seconds on a loaded 2-core machine: a generous,
+    // load-scaled deadline, and no waiting at all once the daemon has exited.
+    await waitForListening([port], { timeoutMs: 30_000, what: `imapproxyd on ${port}`, abortReason: () => exitReason });
   } catch (err) {
     await stop('SIGKILL');
-    throw new Error(`${(err as Error).message}\n${lines.join('\n')}`);
+    throw new Error(`${(err as Error).message}\n${lines.join('\n')}`, { cause: err });
   }
   return {
     port,
@@ -126,7 +145,8 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     confFile,
     statFile,
     log: () => [...lines],
-    waitForLog(re, timeoutMs = 5000) {
+    waitForLog(re, quietMs = 5000) {
+      const timeoutMs = scaled(quietMs);
       return new Promise((resolve, reject) => {
         const check = () => {
           const hit = lines.find((l) => re.test(l));
@@ -148,4 +168,16 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     kill: () => stop('SIGKILL'),
     exitStatus: () => exited,
   };
+}
+
+/** What proxyFor needs of an ava test: somewhere to hang the clean-up. */
+export interface Teardown {
+  teardown(fn: () => Promise<void>): void;
+}
+
+/** A daemon for one test, stopped when the test ends (pass or fail). */
+export async function proxyFor(t: Teardown, opts: ProxyOptions): Promise<Proxy> {
+  const proxy = await startProxy(opts);
+  t.teardown(() => proxy.stop());
+  return proxy;
 }

@@ -7,12 +7,14 @@
 // The fake server is for fault injection only (a server that drops the
 // connection mid-login or mid-FETCH, rejects an ID, sends a hostile banner):
 // Dovecot cannot be made to do those things on cue. Every normal-path test
-// talks to a real Dovecot.
+// talks to a real Dovecot. It lives in fake-server.ts.
 import net from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 import { readStatsFile, type DecodedStats } from '@imapproxy/shared';
 import { LOOPBACK } from './ports.js';
 import { eventually } from './proxy-log.js';
+import { FAKE_GREETING, type FakeConn } from './fake-server.js';
+import { scaled } from './wait.js';
 
 /** Resident set size of a process in KiB (VmRSS), or 0 when it is gone. */
 export function rssKb(pid: number): number {
@@ -129,8 +131,9 @@ export class Bare {
     return end < 0 ? [] : t.slice(0, end).split('\r\n');
   }
 
-  /** Waits until the text contains `s` (or matches it); rejects after timeoutMs or on close without it. */
-  async waitFor(s: string | RegExp, timeoutMs = 5000): Promise<void> {
+  /** Waits until the text contains `s` (or matches it); rejects after timeoutMs (stretched by the load) or on close without it. */
+  async waitFor(s: string | RegExp, quietMs = 5000): Promise<void> {
+    const timeoutMs = scaled(quietMs);
     const deadline = Date.now() + timeoutMs;
     const seen = () => (typeof s === 'string' ? this.text().includes(s) : s.test(this.text()));
     while (!seen()) {
@@ -142,8 +145,9 @@ export class Bare {
     }
   }
 
-  /** Waits until the proxy closes the connection (EOF); rejects after timeoutMs. */
-  async waitForEnd(timeoutMs = 5000): Promise<void> {
+  /** Waits until the proxy closes the connection (EOF); rejects after timeoutMs (stretched by the load). */
+  async waitForEnd(quietMs = 5000): Promise<void> {
+    const timeoutMs = scaled(quietMs);
     const deadline = Date.now() + timeoutMs;
     while (!this.ended) {
       const left = deadline - Date.now();
@@ -186,97 +190,9 @@ export class Bare {
   }
 }
 
-// --- a scripted fake IMAP server (fault injection only) ---------------------------
-
-/** One connection to the fake server, as its script sees it. */
-export interface FakeConn {
-  socket: net.Socket;
-  /** Next command line from the proxy (without CRLF); rejects when the connection closes. */
-  readLine(timeoutMs?: number): Promise<string>;
-  send(text: string): void;
-  /** Every line the proxy sent on this connection so far. */
-  received: string[];
-}
-
-export interface FakeServer {
-  port: number;
-  /** Connections accepted so far. */
-  connections: FakeConn[];
-  close(): Promise<void>;
-}
-
-export const FAKE_GREETING = '* OK [CAPABILITY IMAP4rev1 LITERAL+ ID UNSELECT] Fake ready.';
-
-/**
- * A net.Server that runs `script` for each connection. The script talks IMAP
- * line by line; `standardLogin` below answers the greeting and LOGIN like a
- * server would, for scripts that only misbehave later.
- */
-export async function startFakeServer(script: (c: FakeConn, index: number) => Promise<void>): Promise<FakeServer> {
-  const connections: FakeConn[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer({ noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    let buf = '';
-    const lines: string[] = [];
-    let waiter: (() => void) | undefined;
-    let closed = false;
-    socket.setEncoding('latin1');
-    socket.on('data', (s: string) => {
-      buf += s;
-      let nl;
-      while ((nl = buf.indexOf('\r\n')) >= 0) {
-        lines.push(buf.slice(0, nl));
-        conn.received.push(buf.slice(0, nl));
-        buf = buf.slice(nl + 2);
-      }
-      waiter?.();
-    });
-    socket.on('close', () => {
-      closed = true;
-      sockets.delete(socket);
-      waiter?.();
-    });
-    const conn: FakeConn = {
-      socket,
-      received: [],
-      async readLine(timeoutMs = 10_000) {
-        const deadline = Date.now() + timeoutMs;
-        while (lines.length === 0) {
-          if (closed) throw new Error('fake server: connection closed');
-          const left = deadline - Date.now();
-          if (left <= 0) throw new Error('fake server: no line from the proxy');
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, left);
-            waiter = () => {
-              clearTimeout(timer);
-              waiter = undefined;
-              resolve();
-            };
-          });
-        }
-        return lines.shift()!;
-      },
-      send(text: string) {
-        if (!socket.destroyed) socket.write(text);
-      },
-    };
-    connections.push(conn);
-    script(conn, connections.length - 1).catch(() => socket.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen({ host: LOOPBACK, port: 0 }, () => resolve()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
+// The scripted fake server lives in fake-server.ts; re-exported here for the tests
+// that import it with the other reliability helpers.
+export { FAKE_GREETING, startFakeServer, type FakeConn, type FakeServer } from './fake-server.js';
 /**
  * Greeting, then the proxy's start-up CAPABILITY probe or its LOGIN, answered
  * OK. Returns after LOGIN was answered (true), or false for a probe

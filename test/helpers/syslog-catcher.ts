@@ -9,7 +9,7 @@
 // in GUARD_PID_FILE (if that file still exists).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from './wait.js';
 import { isAlive, signal, waitForExit } from './process-tree.js';
 
 const CATCHER_PY = String.raw`
@@ -77,10 +77,8 @@ export async function startSyslogCatcher(socketPath: string, logFile: string, gu
   let exited = false;
   child.once('exit', () => { exited = true; });
   child.once('error', (err) => { exited = true; stderr += err.message; });
-  for (let i = 0; i < 200 && !existsSync(socketPath); i++) {
-    if (exited) break;
-    await sleep(10);
-  }
+  await waitFor('the syslog catcher\'s socket', () => (exited || existsSync(socketPath) ? true : undefined), { intervalMs: 10 })
+    .catch(() => undefined); // reported below
   if (!existsSync(socketPath)) {
     if (child.pid) signal(child.pid, 'SIGKILL');
     throw new Error(`syslog catcher did not create ${socketPath}: ${stderr.trim() || 'timeout'}`);

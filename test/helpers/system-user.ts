@@ -39,7 +39,7 @@ export async function ensureSystemUser(name: string = MAIL_USER): Promise<System
       ]);
     } catch (err) {
       lastError = err;
-      await sleep(50 + Math.random() * 100);
+      await sleep(50 + Math.random() * 100); // a random back-off between racing useradd calls, not a synchronisation
     }
   }
   throw new Error(`cannot create system user ${name} (are we root?): ${String(lastError)}`);

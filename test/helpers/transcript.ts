@@ -10,12 +10,13 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { LOOPBACK } from './ports.js';
+import { scaled } from './wait.js';
 
 export interface RawClientOptions {
   host?: string;
   /** Implicit TLS (certificate not verified). */
   tls?: boolean;
-  /** Per-read timeout in ms (default 5000). */
+  /** Per-read timeout in ms (default 5000), stretched by the load (wait.ts). */
   timeoutMs?: number;
   /** Read the greeting in connect() (default true). */
   readGreeting?: boolean;
@@ -82,7 +83,7 @@ export class RawClient {
 
   static async connect(port: number, opts: RawClientOptions = {}): Promise<RawClient> {
     const host = opts.host ?? LOOPBACK;
-    const timeoutMs = opts.timeoutMs ?? 5000;
+    const timeoutMs = scaled(opts.timeoutMs ?? 5000);
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const timer = setTimeout(() => {
         s.destroy();

@@ -12,9 +12,7 @@ import { buildView, COUNTERS_WIDTH, type DashboardView } from './view.js';
 type Screen = blessed.Widgets.Screen;
 type Box = blessed.Widgets.BoxElement;
 
-/** Smallest terminal the layout is designed for; smaller ones still work, cropped. */
-export const MIN_COLUMNS = 80;
-export const MIN_ROWS = 24;
+// The layout is designed for 80 x 24 and larger; smaller terminals still work, cropped.
 
 /** The locale decides whether box-drawing characters can be shown (LC_ALL > LC_CTYPE > LANG). */
 export function isUtf8Locale(env: NodeJS.ProcessEnv = process.env): boolean {

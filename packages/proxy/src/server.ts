@@ -174,11 +174,6 @@ export class ProxyServer {
     });
   }
 
-  /** Client connections now, logged in or not. */
-  get clientCount(): number {
-    return this.clients.size;
-  }
-
   /**
    * Shutdown (SIGTERM/SIGINT). Stops accepting and logs out of every cached
    * server connection at once; clients that have not logged in get a BYE;

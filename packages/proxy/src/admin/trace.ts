@@ -77,10 +77,6 @@ export class ProtocolTrace {
     return [...this.users];
   }
 
-  isTraced(user: string, exact = true): boolean {
-    return this.tracedEntry(user, exact) !== undefined;
-  }
-
   /** The entry of the list that names `user` (user-match.ts), if any. */
   private tracedEntry(user: string, exact: boolean): string | undefined {
     if (this.users.has(user)) return user;

@@ -1,6 +1,7 @@
 // One authenticated (or authenticating) connection to the IMAP server and the
 // session state the proxy must know to hand it to the next client safely.
 
+import type { EnabledOrigin } from './enabled-origin.js';
 import net, { type Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { ResponseReader } from './response-reader.js';
@@ -120,6 +121,8 @@ export class BackendConnection {
   selected = false;
   /** Extensions ENABLEd or switched on implicitly (CONDSTORE) in this session. */
   readonly enabled = new Set<string>();
+  /** How `enabled` came to be (null: nothing on yet). */
+  enabledBy: EnabledOrigin | null = null;
   /** Set when the session did something that cannot be undone (COMPRESS, ...). */
   notReusable: string | null = null;
   readonly reader: ResponseReader;
@@ -193,13 +196,18 @@ export class BackendConnection {
 
   /**
    * Why this connection cannot be given to another session, or null. ENABLEd
-   * extensions cannot be switched off again (RFC 5161), so a session that
-   * enabled any is never cached: handing it out would change what the next
-   * client sees before it asked for it.
+   * extensions cannot be switched off again (RFC 5161): a connection with
+   * some on is cached only when they came on in a way a later session can
+   * repeat as its first command (enabled-origin.ts), and then only serves
+   * such a session (client/enabled-reuse.ts).
    */
   get cannotReset(): string | null {
     if (this.notReusable !== null) return this.notReusable;
-    if (this.enabled.size > 0) return `extensions enabled (${[...this.enabled].join(' ')})`;
+    if (this.enabled.size > 0) {
+      const how = this.enabledBy;
+      const repeatable = how !== null && (how.kind === 'enable' || (how.kind === 'implicit' && this.enabled.size === 1 && this.enabled.has('CONDSTORE')));
+      if (!repeatable) return `extensions enabled (${[...this.enabled].join(' ')})`;
+    }
     return null;
   }
 

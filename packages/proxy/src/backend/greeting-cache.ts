@@ -67,13 +67,6 @@ export class GreetingCache {
     return `* CAPABILITY ${capabilitiesForClient(rewriteCapabilities(this.tokens ?? FALLBACK_TOKENS), view).join(' ')}`;
   }
 
-  /** A new server connection showed its greeting: keep the text current. */
-  noteGreeting(greeting: string): void {
-    this.greeting = greeting;
-    const caps = capabilityTokens(greeting);
-    if (caps && !this.tokens) this.tokens = caps;
-  }
-
   private async fetch(): Promise<void> {
     try {
       const { conn, greeting } = await this.connector.open(Date.now() + this.timeoutMs, 0);

@@ -90,9 +90,10 @@ export class BackendPool {
   /**
    * A cached connection of `user` logged in with the same password (and from
    * the same client IP under cache_key_client_ip: the key's scope), alive and
-   * quiet, or null. It leaves the pool and counts as active.
+   * quiet, or null. It leaves the pool and counts as active. `accept` picks
+   * among the user's connections (those with extensions on or not).
    */
-  take(user: string, key: CredentialKey, client: string): BackendConnection | null {
+  take(user: string, key: CredentialKey, client: string, accept: (conn: BackendConnection) => boolean = () => true): BackendConnection | null {
     const list = this.byUser.get(user);
     if (!list) return null;
     const route = this.routeOf?.(user) ?? null;
@@ -108,6 +109,7 @@ export class BackendPool {
       }
       // cache_key_client_ip: another client address's connection, not a wrong password
       if (!entry.key.sameScope(key)) continue;
+      if (!accept(entry.conn)) continue;
       if (!entry.key.matches(key)) {
         this.log.notice(`Get_Server_conn(): Unable to reuse server sd [${entry.conn.id}] for user '${user}' (${client}) because password doesn't match.`);
         continue;
@@ -133,6 +135,12 @@ export class BackendPool {
       return entry.conn;
     }
     return null;
+  }
+
+  /** Whether take() with the same arguments could find a connection now (nothing changes). */
+  holds(user: string, key: CredentialKey, accept: (conn: BackendConnection) => boolean): boolean {
+    // (max_reuse_age too: an old connection does not prove a password the server may have changed, B5)
+    return (this.byUser.get(user) ?? []).some((e) => e.key.sameScope(key) && e.key.matches(key) && e.conn.alive && !this.tooOld(e.conn) && accept(e.conn));
   }
 
   /**

@@ -48,3 +48,17 @@ test('a line trickled a byte at a time costs linear time', (t) => {
   // quadratic would be 2e10 byte comparisons; linear is well under a second even on a busy machine
   t.true(performance.now() - started < 5000);
 });
+
+test('indexOfLf, peekBytes and skip leave or drop bytes across chunks', (t) => {
+  const q = new ChunkQueue();
+  q.push(Buffer.from('a1 NO'));
+  t.is(q.indexOfLf(), -1);
+  q.push(Buffer.from('OP\r'));
+  t.is(q.indexOfLf(), -1);
+  q.push(Buffer.from('\nrest'));
+  t.is(q.indexOfLf(), 8);
+  t.is(q.peekBytes(8).toString(), 'a1 NOOP\r');
+  t.is(q.length, 13, 'peekBytes takes nothing');
+  q.skip(9);
+  t.is(q.takeAll().toString(), 'rest');
+});

@@ -61,13 +61,42 @@ export class ChunkQueue {
 
   /** The bytes up to and including the first LF, or null when no line is complete yet. */
   takeLine(): Buffer | null {
+    const nl = this.indexOfLf();
+    return nl < 0 ? null : this.take(nl + 1);
+  }
+
+  /** Offset of the first LF, or -1; each chunk is searched once over all calls. */
+  indexOfLf(): number {
     for (let i = this.head + this.searched; i < this.chunks.length; i++) {
       const nl = this.chunks[i]!.indexOf(LF);
-      if (nl >= 0) return this.take(this.searchedBytes + nl + 1);
+      if (nl >= 0) return this.searchedBytes + nl;
       this.searchedBytes += this.chunks[i]!.length;
       this.searched++;
     }
-    return null;
+    return -1;
+  }
+
+  /** The first `n` bytes (at most all), concatenated, without taking them. */
+  peekBytes(n: number): Buffer {
+    const parts: Buffer[] = [];
+    let left = Math.min(n, this.bytes);
+    for (let i = this.head; left > 0; i++) {
+      const c = this.chunks[i]!;
+      const use = Math.min(left, c.length);
+      parts.push(use === c.length ? c : c.subarray(0, use));
+      left -= use;
+    }
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  /** Drops the first `n` bytes (at most all). */
+  skip(n: number): void {
+    let left = Math.min(n, this.bytes);
+    while (left > 0) {
+      const use = Math.min(left, this.chunks[this.head]!.length);
+      this.consume(use);
+      left -= use;
+    }
   }
 
   /** Everything held, concatenated once. */

@@ -25,6 +25,7 @@ import type { ClientTlsView } from '../tls/client-tls.js';
 import { hasControlBytes } from '../log/printable.js';
 import { ChunkQueue } from './chunk-queue.js';
 import { PREAUTH_COMMANDS } from './commands/index.js';
+import { firstCommandFits } from './enabled-reuse.js';
 import type { ProxyEndpoint } from './proxy-protocol.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -66,6 +67,8 @@ export class ClientSession {
   private ready: RawCommand | null = null;
   private busy = false;
   private lineWaiter: ((line: Buffer) => void) | null = null;
+  /** Told of every chunk while the first line after a login is awaited (firstLine). */
+  private dataWaiter: (() => void) | null = null;
   private preauthTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -274,7 +277,8 @@ export class ClientSession {
       return;
     }
     this.pending.push(chunk);
-    if (this.lineWaiter) this.serveLine();
+    if (this.dataWaiter) this.dataWaiter();
+    else if (this.lineWaiter) this.serveLine();
     else if (!this.busy) void this.pump();
   };
 
@@ -404,7 +408,7 @@ export class ClientSession {
     const key = CredentialKey.of(creds.password, ctx.config.cache_key_client_ip ? this.peer.remote.address : '');
     this.state = 'login';
 
-    const cached = ctx.pool.take(userKey, key, this.address);
+    const cached = ctx.pool.take(userKey, key, this.address, (c) => c.enabled.size === 0);
     if (cached) {
       ctx.log.info(`LOGIN: '${shown}' (${this.address}) on existing sd [${cached.id}]`);
       ctx.stats.loginSucceeded('reused');
@@ -412,6 +416,40 @@ export class ClientSession {
       ctx.metrics?.observeLogin('reused', secondsSince(started));
       this.startRelay(cached, userKey, key, EMPTY);
       return;
+    }
+
+    // A connection with extensions on (enabled-reuse.ts): its key proves the
+    // password, so the login succeeds; which connection serves the session is
+    // decided by its first command.
+    let answered = false;
+    if (ctx.pool.holds(userKey, key, (c) => c.enabled.size > 0)) {
+      this.send(`${tag} OK ${okText}\r\n`);
+      answered = true;
+      const seconds = secondsSince(started);
+      const line = await this.firstLine();
+      if (line === null) {
+        // (the client left, or stayed silent for idle_timeout)
+        if (!this.socket.destroyed) this.end('* BYE Autologout; idle for too long\r\n');
+        return;
+      }
+      let answer: Buffer | null = null;
+      const fitting = ctx.pool.take(userKey, key, this.address, (c) => {
+        const fit = c.enabled.size > 0 ? firstCommandFits(c, line.text) : null;
+        if (fit) answer = fit.answer;
+        return fit !== null;
+      });
+      if (fitting) {
+        ctx.log.info(`LOGIN: '${shown}' (${this.address}) on existing sd [${fitting.id}]`);
+        ctx.stats.loginSucceeded('reused');
+        ctx.metrics?.observeLogin('reused', seconds);
+        if (answer !== null) {
+          this.pending.skip(line.end);
+          if (!this.socket.destroyed && this.socket.writable) this.socket.write(answer);
+        }
+        this.startRelay(fitting, userKey, key, EMPTY);
+        return;
+      }
+      ctx.log.info(`LOGIN: '${shown}' (${this.address}): no cached connection has the extensions on that its first command asks for`);
     }
 
     ctx.log.info(`LOGIN: '${shown}' (${this.address}) no previous connection: creating a new one`);
@@ -422,7 +460,9 @@ export class ClientSession {
       ctx.log.info(`LOGIN: '${shown}' (${this.address}) failed: ${err.message}`);
       ctx.stats.loginFailed();
       // RFC 5530: [LIMIT] is this user's own share, [UNAVAILABLE] the whole pool
-      this.afterFailedLogin(err instanceof UserLimitError
+      const limit = err instanceof UserLimitError;
+      if (answered) this.end(limit ? '* BYE [LIMIT] Too many connections for this user\r\n' : '* BYE [UNAVAILABLE] Too many connections\r\n');
+      else this.afterFailedLogin(limit
         ? `${tag} NO [LIMIT] ${failText}: too many connections for this user\r\n`
         : `${tag} NO [UNAVAILABLE] ${failText}: too many connections\r\n`);
       ctx.metrics?.observeLogin('failed', secondsSince(started));
@@ -437,11 +477,14 @@ export class ClientSession {
       ctx.stats.loginFailed();
       if (err instanceof LoginRefusedError) {
         ctx.log.info(`LOGIN: '${shown}' (${this.address}) failed: ${err.message}`);
-        this.afterFailedLogin(`${tag} ${err.status} ${err.serverText}\r\n`);
+        // (answered: the password the cached connection proved was changed meanwhile)
+        if (answered) this.end(`* BYE ${err.serverText}\r\n`);
+        else this.afterFailedLogin(`${tag} ${err.status} ${err.serverText}\r\n`);
       } else {
         ctx.stats.serverConnectFailed();
         ctx.log.err(`LOGIN: '${shown}' (${this.address}) failed: ${(err as Error).message}`);
-        this.afterFailedLogin(`${tag} NO [UNAVAILABLE] ${failText}: IMAP server unavailable\r\n`);
+        if (answered) this.end('* BYE [UNAVAILABLE] IMAP server unavailable\r\n');
+        else this.afterFailedLogin(`${tag} NO [UNAVAILABLE] ${failText}: IMAP server unavailable\r\n`);
       }
       ctx.metrics?.observeLogin('failed', secondsSince(started));
       return;
@@ -449,9 +492,43 @@ export class ClientSession {
     ctx.pool.attach(conn, userKey, this.address);
     ctx.stats.loginSucceeded('new');
     ctx.log.info(`LOGIN: '${shown}' (${this.address}) on new sd [${conn.id}]`);
-    this.send(`${tag} OK ${okText}\r\n`);
+    if (!answered) this.send(`${tag} OK ${okText}\r\n`);
     ctx.metrics?.observeLogin('new', secondsSince(started));
     this.startRelay(conn, userKey, key, conn.reader.takeUnread());
+  }
+
+  /**
+   * The client's first line after its login, left in `pending` (`end`: the
+   * offset after its line ending); null when the client leaves or stays
+   * silent for idle_timeout. A line longer than max_line_length is returned
+   * cut (it fits no connection; the relay refuses it).
+   */
+  private firstLine(): Promise<{ text: Buffer; end: number } | null> {
+    const limit = this.ctx.config.max_line_length;
+    return new Promise((resolve) => {
+      const finish = (result: { text: Buffer; end: number } | null): void => {
+        this.dataWaiter = null;
+        this.socket.off('close', onClose);
+        clearTimeout(timer);
+        this.socket.pause();
+        resolve(result);
+      };
+      const check = (): void => {
+        const nl = this.pending.indexOfLf();
+        if (nl >= 0) {
+          const text = this.pending.peekBytes(nl);
+          finish({ text: nl > 0 && text[nl - 1] === 0x0d ? text.subarray(0, nl - 1) : text, end: nl + 1 });
+        } else if (this.pending.length > limit) {
+          finish({ text: this.pending.peekBytes(limit), end: 0 });
+        }
+      };
+      const onClose = (): void => finish(null);
+      const timer = setTimeout(() => finish(null), this.ctx.config.idle_timeout * 1000);
+      this.socket.once('close', onClose);
+      this.dataWaiter = check;
+      this.socket.resume();
+      check();
+    });
   }
 
   private afterFailedLogin(reply: string): void {

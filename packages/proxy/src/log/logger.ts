@@ -22,10 +22,6 @@ export class Logger {
     private maxRank = 7,
   ) {}
 
-  setSink(sink: LogSink): void {
-    this.sink = sink;
-  }
-
   /** syslog_prioritymask can change on reload. */
   setMaxRank(maxRank: number): void {
     this.maxRank = maxRank;
@@ -56,13 +52,5 @@ export class Logger {
 export class StderrSink implements LogSink {
   write(level: Level, message: string): void {
     process.stderr.write(`imapproxyd[${process.pid}]: ${level}: ${message}\n`);
-  }
-}
-
-/** Keeps messages in memory; for tests. */
-export class MemorySink implements LogSink {
-  readonly lines: string[] = [];
-  write(level: Level, message: string): void {
-    this.lines.push(`${level}: ${message}`);
   }
 }

@@ -15,6 +15,7 @@
 import type { Socket } from 'node:net';
 import { completesTag, ImapScanner, ProtocolError, readClientCommand, type CommandUse, type ProxyConfig, type Segment } from '@imapproxy/shared';
 import type { BackendConnection } from '../backend/backend-connection.js';
+import { requestedKey } from '../backend/enabled-origin.js';
 import { nextTag } from '../backend/tags.js';
 import { ClientWriter } from './client-writer.js';
 import { MailboxWatch } from './mailbox-watch.js';
@@ -92,6 +93,7 @@ const SERVER_HEAD = 256;
  */
 const SERVER_HEAD_SELECT_CACHE = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
+const CRLF = Buffer.from('\r\n', 'latin1');
 
 
 export class Relay {
@@ -122,6 +124,10 @@ export class Relay {
   private readonly proof: ReuseProof;
   /** State kept with the selected mailbox ($, search updates): it is unselected, not kept, at the end. */
   private selectionState: string | null = null;
+  /** The first ENABLE of the connection, on its way: its answer is kept (BackendConnection.enabledBy). */
+  private enableRecord: { tag: string; requested: string; lines: Buffer[] } | null = null;
+  /** The text after the tag of the tagged line being handled, when the proxy read all of it. */
+  private lastTaggedText: string | null = null;
   private compressTag: string | null = null;
   /** COMPRESS is active: bytes are passed through without being read. */
   private raw = false;
@@ -322,7 +328,28 @@ export class Relay {
     const use = this.newEffects(understanding.use);
     const entry = this.slot.entry;
     if (entry !== null && !keepsSelectCache(use, entry.mailbox)) this.slot.entry = null;
-    this.applyUse(use);
+    this.applyUse(use, this.currentTag, understanding.use.enables);
+  }
+
+  /**
+   * How the extensions now switched on came to be (enabled-origin.ts): the
+   * first ENABLE on a connection with nothing on is recorded with its
+   * answer; CONDSTORE alone by a command that uses it is "implicit"; any
+   * other way makes the connection one that is not cached.
+   */
+  private noteEnables(use: CommandUse, requested: readonly string[], tag: string | null): void {
+    const conn = this.conn;
+    if (use.name === 'ENABLE') {
+      if (conn.enabled.size === 0 && conn.enabledBy === null && this.enableRecord === null && tag !== null) {
+        this.enableRecord = { tag, requested: requestedKey(requested), lines: [] };
+      } else {
+        conn.enabledBy = { kind: 'mixed' };
+      }
+    } else if (conn.enabledBy === null || conn.enabledBy.kind === 'implicit') {
+      conn.enabledBy = { kind: 'implicit' };
+    } else {
+      conn.enabledBy = { kind: 'mixed' };
+    }
   }
 
   /** Nothing outstanding, nothing queued, no IDLE or AUTHENTICATE in progress: a held command may be decided alone. */
@@ -343,8 +370,12 @@ export class Relay {
     return fresh.length === use.enables.length && !all.has('QRESYNC') ? use : { ...use, enables: fresh };
   }
 
-  /** What an understood command leaves in the session. */
-  private applyUse(use: CommandUse): void {
+  /**
+   * What an understood command (`tag`) leaves in the session; `use` as
+   * newEffects gave it, `requested` what an ENABLE asked for.
+   */
+  private applyUse(use: CommandUse, tag: string | null, requested: readonly string[] = use.enables): void {
+    if (use.enables.length > 0) this.noteEnables(use, requested, tag);
     for (const ext of use.enables) this.conn.enabled.add(ext);
     if (use.enables.length > 0) this.slot.entry = null;
     if (use.irreversible !== null) this.conn.notReusable ??= use.irreversible;
@@ -413,7 +444,7 @@ export class Relay {
       this.sendCommand(tag, name, use, complete, mailbox);
       return true;
     }
-    this.sendCommand(tag, name, use, complete, null);
+    this.sendCommand(tag, name, use, complete, null, understanding.understood ? understanding.use.enables : undefined);
     return true;
   }
 
@@ -423,7 +454,7 @@ export class Relay {
    * known (`complete`: all of it; else its first line), null when it is not
    * understood. `cacheable`: the mailbox of a SELECT whose reply may be stored.
    */
-  private sendCommand(tag: string, name: string, use: CommandUse | null, complete: boolean, cacheable: Buffer | null): void {
+  private sendCommand(tag: string, name: string, use: CommandUse | null, complete: boolean, cacheable: Buffer | null, requested?: readonly string[]): void {
     if (this.inherited && !this.mayRunOnInherited(complete && use !== null && use.independentOfSelection)) this.unselectInherited();
     const entry = this.slot.entry;
     if (entry !== null && !keepsSelectCache(use, entry.mailbox)) this.slot.entry = null;
@@ -438,7 +469,7 @@ export class Relay {
     const selects = name === 'SELECT' || name === 'EXAMINE';
     this.outstanding.set(tag, { name, selects, unselects: name === 'CLOSE' || name === 'UNSELECT', literal: !complete });
     if (selects) this.conn.selected = true;
-    if (complete && use !== null) this.applyUse(use);
+    if (complete && use !== null) this.applyUse(use, tag, requested);
     if (name === 'IDLE') {
       this.idleTag = tag;
       this.idleDone = false;
@@ -740,6 +771,7 @@ export class Relay {
     }
     const tag = seg.head.toString('latin1', 0, sp);
     const status = /^(OK|NO|BAD)\b/i.exec(seg.head.toString('latin1', sp + 1, sp + 5))?.[1]?.toUpperCase() ?? '';
+    this.lastTaggedText = seg.head.length === seg.length && seg.literal === null ? seg.head.toString('latin1', sp + 1) : null;
     const ownDone = this.own.get(tag);
     if (ownDone) {
       this.own.delete(tag);
@@ -781,6 +813,13 @@ export class Relay {
 
   /** The bookkeeping of a client command's tagged reply. */
   private completed(tag: string, cmd: Outstanding, status: string, end: number): void {
+    const record = this.enableRecord;
+    if (record !== null && record.tag === tag) {
+      this.enableRecord = null;
+      this.conn.enabledBy = status === 'OK' && this.lastTaggedText !== null
+        ? { kind: 'enable', requested: record.requested, untagged: Buffer.concat(record.lines.flatMap((l) => [l, CRLF])), ok: this.lastTaggedText }
+        : { kind: 'mixed' };
+    }
     this.outstanding.delete(tag);
     if (this.literalTag === tag) {
       // The server refused the literal: the client will not send its bytes.
@@ -836,6 +875,10 @@ export class Relay {
     const waiting = (what: (o: Outstanding) => boolean): boolean => [...this.outstanding.values()].some(what);
     if (sign === 'enabled' && !waiting((o) => o.name === 'ENABLE')) {
       this.proof.taint('unexpected_response', 'ENABLED without an ENABLE');
+    } else if (sign === 'enabled' && this.enableRecord !== null) {
+      // Kept whole (a line longer than the head is not: the connection is then not cached).
+      if (head.length < SERVER_HEAD && head.indexOf(0x7b /* { */) < 0) this.enableRecord.lines.push(Buffer.from(head));
+      else this.conn.enabledBy = { kind: 'mixed' };
     } else if (sign === 'highestmodseq' && !condstore && !waiting((o) => o.selects)) {
       this.proof.taint('unexpected_response', 'HIGHESTMODSEQ outside a SELECT');
     } else if (sign === 'fetch-modseq' && !condstore) {
