@@ -12,6 +12,7 @@ import { ControlClientError, CTL_EXIT, sendControlRequest } from '@imapproxy/sha
 import type { ControlRequest, ControlResults } from '@imapproxy/shared';
 import { formatDump, formatReload, formatServers, formatStats, formatTraced, formatVersion } from './admin/ctl-output.js';
 import { VERSION } from './version.js';
+import { printable, printableDeep, printableJson } from './log/printable.js';
 
 interface Parsed {
   config: string;
@@ -177,12 +178,13 @@ async function main(): Promise<number> {
   try {
     const answer = await sendControlRequest(socketPath(parsed), parsed.request, parsed.timeout * 1000);
     if (!answer.ok) {
-      if (parsed.json) process.stdout.write(`${JSON.stringify(answer)}\n`);
-      process.stderr.write(`imapproxyctl: ${answer.error.message} (${answer.error.code})\n`);
+      if (parsed.json) process.stdout.write(`${printableJson(JSON.stringify(answer))}\n`);
+      process.stderr.write(`imapproxyctl: ${printable(answer.error.message)} (${answer.error.code})\n`);
       return CTL_EXIT.failed;
     }
     const { ok: _ok, ...rest } = answer as { ok: true } & Record<string, unknown>;
-    process.stdout.write(parsed.json ? `${JSON.stringify(answer, null, 2)}\n` : show(parsed.request, rest));
+    // What the daemon sends holds client-supplied text (login names): shown with its control characters escaped.
+    process.stdout.write(parsed.json ? `${printableJson(JSON.stringify(answer, null, 2))}\n` : show(parsed.request, printableDeep(rest)));
     return CTL_EXIT.ok;
   } catch (err) {
     if (err instanceof ControlClientError) {

@@ -6,6 +6,7 @@ import type { ProxyContext } from '../context.js';
 import { COMPAT_VERSION, VERSION } from '../version.js';
 import type { ClientInfo, ControlRequest, ControlResults } from '@imapproxy/shared';
 import { describeChange, type ReloadReport } from './reload.js';
+import { poolKeyMatcher } from './user-match.js';
 
 export interface ProxyAdminOptions {
   ctx: ProxyContext;
@@ -125,9 +126,9 @@ export class ProxyAdmin {
   }
 
   flush(user: string | undefined): ControlResults['flush'] {
-    const { pool, log } = this.opts.ctx;
-    // The pool keys users by the login name's bytes as latin1.
-    const closed = pool.flush(user === undefined ? undefined : Buffer.from(user, 'utf8').toString('latin1'));
+    const { pool, log, config } = this.opts.ctx;
+    // Every spelling the server takes for the same account (user-match.ts).
+    const closed = pool.flush(user === undefined ? undefined : poolKeyMatcher(user, config.user_match_exact));
     log.info(`imapproxyctl flush${user === undefined ? '' : ` '${user}'`}: closed ${closed} cached server connection(s)`);
     return { user: user ?? null, closed };
   }
@@ -156,8 +157,8 @@ export class ProxyAdmin {
   }
 
   traceOff(user: string | undefined): ControlResults['trace-off'] {
-    const { trace, log } = this.opts.ctx;
-    const removed = trace.disable(user);
+    const { trace, log, config } = this.opts.ctx;
+    const removed = trace.disable(user, config.user_match_exact);
     for (const u of removed) log.info(`imapproxyctl trace --off: tracing disabled for user '${u}'`);
     return { removed, traced: trace.tracedUsers() };
   }

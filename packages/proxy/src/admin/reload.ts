@@ -11,7 +11,7 @@ import { unsupportedOptions } from '../unsupported-options.js';
 /** Options a reload changes in the running daemon. */
 export const LIVE_OPTIONS: ReadonlySet<OptionName> = new Set<OptionName>([
   // pool
-  'cache_size', 'cache_expiration_time', 'max_reuse_age', 'max_reuse_count',
+  'cache_size', 'cache_expiration_time', 'max_reuse_age', 'max_reuse_count', 'max_server_connections_per_user',
   // server logins
   'connect_retries', 'connect_delay', 'connect_timeout', 'server_timeout', 'login_timeout', 'preauth_command',
   // sessions (new sessions; the relay reads its limits at each use)
@@ -19,7 +19,7 @@ export const LIVE_OPTIONS: ReadonlySet<OptionName> = new Set<OptionName>([
   'max_preauth_line_length', 'max_line_length', 'max_preauth_literal_size', 'max_pending_commands',
   'max_clients', 'max_clients_per_ip',
   // logging and administration
-  'syslog_facility', 'syslog_prioritymask', 'enable_admin_commands', 'strict_config',
+  'syslog_facility', 'syslog_prioritymask', 'enable_admin_commands', 'strict_config', 'user_match_exact',
 ]);
 
 

@@ -15,7 +15,9 @@ import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import { ImapProxyError } from '@imapproxy/shared';
 import type { Logger } from '../log/logger.js';
-import { ClientTraceMasker } from './credential-mask.js';
+import { printable } from '../log/printable.js';
+import { TraceMasker } from './credential-mask.js';
+import { userMatchKey } from './user-match.js';
 
 /** What the relay calls for every chunk of a traced session (RelayHooks.trace). */
 export interface TraceRecorder {
@@ -75,6 +77,15 @@ export class ProtocolTrace {
     return [...this.users];
   }
 
+  /** The entry of the list that names `user` (user-match.ts), if any. */
+  private tracedEntry(user: string, exact: boolean): string | undefined {
+    if (this.users.has(user)) return user;
+    if (exact) return undefined;
+    const key = userMatchKey(user, false);
+    for (const u of this.users) if (userMatchKey(u, false) === key) return u;
+    return undefined;
+  }
+
   /** Adds users; returns those that were not traced yet (each gets the "enabled" marker). */
   enable(users: readonly string[]): string[] {
     const added: string[] = [];
@@ -92,8 +103,9 @@ export class ProtocolTrace {
    * switching off all tracing when nobody is traced still writes the marker
    * (with an empty user name).
    */
-  disable(user?: string): string[] {
-    const removed = user === undefined ? [...this.users] : this.users.has(user) ? [user] : [];
+  disable(user?: string, exact = true): string[] {
+    const key = user === undefined ? '' : userMatchKey(user, exact);
+    const removed = user === undefined ? [...this.users] : [...this.users].filter((u) => userMatchKey(u, exact) === key);
     for (const u of removed) {
       this.users.delete(u);
       this.marker(u, 'user tracing disabled. Expect further output until client logout.');
@@ -104,23 +116,26 @@ export class ProtocolTrace {
 
   /**
    * A session starts relaying: its recorder when `userKey` (the login name's
-   * bytes as latin1, as the pool keys it) is traced, else undefined.
+   * bytes as latin1, as the pool keys it) is traced, else undefined. Names
+   * match ignoring case unless `exact` (user_match_exact).
    */
-  begin(userKey: string, client: Socket, serverId: number): TraceRecorder | undefined {
+  begin(userKey: string, client: Socket, serverId: number, exact = false): TraceRecorder | undefined {
     if (this.users.size === 0) return undefined;
     const user = Buffer.from(userKey, 'latin1').toString('utf8');
-    if (!this.users.has(user)) return undefined;
+    const entry = this.tracedEntry(user, exact);
+    if (entry === undefined) return undefined;
     const clientSd = socketFd(client);
-    const masker = new ClientTraceMasker();
-    const name = () => (this.users.has(user) ? user : 'Null username');
+    const masker = new TraceMasker();
+    const name = () => (this.users.has(entry) ? user : 'Null username');
     return {
       client: (data) => {
-        const shown = masker.push(data);
+        const shown = masker.client(data);
         if (shown.length > 0) this.record(name(), 'CLIENT', clientSd, shown);
       },
       server: (data) => {
-        masker.observeServer(data);
-        this.record(name(), 'SERVER', serverId, data);
+        // the server may repeat what was masked on the client's side
+        const shown = masker.server(data);
+        if (shown.length > 0) this.record(name(), 'SERVER', serverId, shown);
       },
     };
   }
@@ -144,11 +159,11 @@ export class ProtocolTrace {
   }
 
   private marker(user: string, text: string): void {
-    this.enqueue(Buffer.from(`\n\n-----> C= ${unixTime()} ${user} PROXY: ${text}\n`, 'utf8'));
+    this.enqueue(Buffer.from(`\n\n-----> C= ${unixTime()} ${printable(user)} PROXY: ${text}\n`, 'utf8'));
   }
 
   private record(user: string, side: 'CLIENT' | 'SERVER', sd: number, data: Buffer): void {
-    const header = Buffer.from(`\n\n-----> C= ${unixTime()} ${user} ${side}: sd [${sd}]\n`, 'utf8');
+    const header = Buffer.from(`\n\n-----> C= ${unixTime()} ${printable(user)} ${side}: sd [${sd}]\n`, 'utf8');
     this.enqueue(Buffer.concat([header, data]));
   }
 

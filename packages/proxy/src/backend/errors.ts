@@ -17,6 +17,17 @@ export class ServerUnavailableError extends ImapProxyError {
   }
 }
 
+/**
+ * The user already holds max_server_connections_per_user server connections,
+ * all in use or being opened (issue 16, finding 7: one user could fill
+ * cache_size and lock everybody else out).
+ */
+export class UserLimitError extends ImapProxyError {
+  constructor(readonly limit: number) {
+    super('IMAPPROXY_ERR_LIMIT', `max_server_connections_per_user ${limit} reached`);
+  }
+}
+
 /** Every server connection allowed by cache_size is in use by a client. */
 export class PoolFullError extends ImapProxyError {
   constructor() {

@@ -7,16 +7,18 @@
 // - a cached connection that receives anything, or closes, leaves the pool at
 //   once, so the next login never sees a byte of an earlier session;
 // - max_reuse_age / max_reuse_count bound how long one server login is
-//   trusted (B5: reuse never asks the server to check the password again).
+//   trusted (B5: reuse never asks the server to check the password again);
+// - max_server_connections_per_user bounds one user's share (active, cached
+//   and being opened): one user could fill cache_size (issue 16, finding 7).
 
 import type { ProxyConfig, StatsRegistry } from '@imapproxy/shared';
 import type { BackendConnection } from './backend-connection.js';
 import type { CredentialKey } from './credential-key.js';
-import { PoolFullError } from './errors.js';
+import { PoolFullError, UserLimitError } from './errors.js';
 import { nextTag } from './tags.js';
 import type { Logger } from '../log/logger.js';
 
-type PoolConfig = Pick<ProxyConfig, 'cache_size' | 'cache_expiration_time' | 'max_reuse_age' | 'max_reuse_count'>;
+type PoolConfig = Pick<ProxyConfig, 'cache_size' | 'cache_expiration_time' | 'max_reuse_age' | 'max_reuse_count' | 'max_server_connections_per_user'>;
 
 interface CachedEntry {
   conn: BackendConnection;
@@ -57,6 +59,9 @@ export class BackendPool {
   private readonly lru = new Set<CachedEntry>();
   /** Connections in use by a client, for dumps. */
   private readonly active = new Map<BackendConnection, ActiveInfo>();
+  /** Per user: connections in use, and being opened (reserve(user) until attach/unreserve). */
+  private readonly activeOf = new Map<string, number>();
+  private readonly openingOf = new Map<string, number>();
   /** Server connections counted against cache_size: active, cached and opening. */
   private held = 0;
   /** Shutting down: released connections are logged out instead of cached. */
@@ -138,8 +143,14 @@ export class BackendPool {
     return (this.byUser.get(user) ?? []).some((e) => e.key.sameScope(key) && e.key.matches(key) && e.conn.alive && !this.tooOld(e.conn) && accept(e.conn));
   }
 
-  /** Makes room for one new server connection; throws PoolFullError when every one is in use. */
-  reserve(): void {
+  /**
+   * Makes room for one new server connection; throws PoolFullError when every
+   * one is in use, UserLimitError when `user` holds its share in use. A cached
+   * connection of `user` that could not serve this login (another password)
+   * is closed to make room within the user's share.
+   */
+  reserve(user?: string): void {
+    if (user !== undefined) this.makeRoomFor(user);
     if (this.held >= this.config.cache_size) {
       const victim = this.lru.values().next().value as CachedEntry | undefined;
       if (!victim) throw new PoolFullError();
@@ -150,17 +161,39 @@ export class BackendPool {
       this.held--;
     }
     this.held++;
+    if (user !== undefined) bump(this.openingOf, user, 1);
   }
 
   /** The reserved slot was not used (the server login failed). */
-  unreserve(): void {
+  unreserve(user?: string): void {
+    if (user !== undefined) bump(this.openingOf, user, -1);
     this.dropHeld();
   }
 
   /** A newly logged-in connection goes to a client. */
   attach(conn: BackendConnection, user: string, client = ''): void {
+    bump(this.openingOf, user, -1);
     conn.state = 'active';
     this.markActive(conn, user, client);
+  }
+
+  /** Server connections of `user`: in use, cached and being opened. */
+  heldBy(user: string): number {
+    return (this.activeOf.get(user) ?? 0) + (this.byUser.get(user)?.length ?? 0) + (this.openingOf.get(user) ?? 0);
+  }
+
+  private makeRoomFor(user: string): void {
+    const limit = this.config.max_server_connections_per_user;
+    if (limit === 0) return;
+    while (this.heldBy(user) >= limit) {
+      const oldest = this.byUser.get(user)?.[0];
+      if (!oldest) throw new UserLimitError(limit);
+      this.log.info(`Expiring server sd [${oldest.conn.id}] to make room (max_server_connections_per_user ${limit} reached for user '${user}')`);
+      this.unlink(oldest);
+      this.stats.evicted();
+      oldest.conn.logoutAndClose(nextTag());
+      this.dropHeld();
+    }
   }
 
   /**
@@ -223,11 +256,12 @@ export class BackendPool {
     this.dropHeld();
   }
 
-  /** Closes every cached connection, of one user or of all (ctl flush, shutdown). */
-  flush(user?: string): number {
+  /** Closes every cached connection, of one user (a pool key, or a test of pool keys) or of all (ctl flush, shutdown). */
+  flush(user?: string | ((user: string) => boolean)): number {
     let n = 0;
+    const wanted = typeof user === 'string' ? (u: string) => u === user : user;
     for (const entry of [...this.lru]) {
-      if (user !== undefined && entry.user !== user) continue;
+      if (wanted !== undefined && !wanted(entry.user)) continue;
       this.unlink(entry);
       entry.conn.logoutAndClose(nextTag());
       this.dropHeld();
@@ -318,11 +352,15 @@ export class BackendPool {
 
   private markActive(conn: BackendConnection, user: string, client: string): void {
     this.active.set(conn, { user, client });
+    bump(this.activeOf, user, 1);
     this.stats.activeChanged(1);
   }
 
   private unmarkActive(conn: BackendConnection): boolean {
-    if (!this.active.delete(conn)) return false;
+    const info = this.active.get(conn);
+    if (!info) return false;
+    this.active.delete(conn);
+    bump(this.activeOf, info.user, -1);
     this.stats.activeChanged(-1);
     return true;
   }
@@ -330,4 +368,11 @@ export class BackendPool {
   private dropHeld(): void {
     this.held = Math.max(0, this.held - 1);
   }
+}
+
+/** Adds `by` to a per-user count, forgetting users at zero. */
+function bump(counts: Map<string, number>, user: string, by: number): void {
+  const n = (counts.get(user) ?? 0) + by;
+  if (n > 0) counts.set(user, n);
+  else counts.delete(user);
 }

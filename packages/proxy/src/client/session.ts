@@ -16,21 +16,37 @@ import {
 } from '@imapproxy/shared';
 import type { Credentials } from '../backend/connector.js';
 import { CredentialKey } from '../backend/credential-key.js';
-import { LoginRefusedError, PoolFullError } from '../backend/errors.js';
+import { LoginRefusedError, PoolFullError, UserLimitError } from '../backend/errors.js';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import type { ProxyContext } from '../context.js';
 import { secondsSince } from '../metrics/proxy-metrics.js';
 import { Relay } from '../relay/relay.js';
 import type { ClientTlsView } from '../tls/client-tls.js';
+import { hasControlBytes } from '../log/printable.js';
+import { ChunkQueue } from './chunk-queue.js';
 import { PREAUTH_COMMANDS } from './commands/index.js';
 import { firstCommandFits } from './enabled-reuse.js';
 import type { ProxyEndpoint } from './proxy-protocol.js';
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * Bytes read and thrown away after the proxy's last words (a BYE) before it
+ * stops reading. A few are read so that a client that closes after the BYE
+ * is seen to close; a client that goes on sending gets TCP back-pressure
+ * instead of the daemon's time and memory (issue 16, finding 4).
+ */
+const DISCARD_AFTER_BYE = 64 * 1024;
 
 import type { LoginKind, PreauthSession } from './command.js';
 
 export type { LoginKind };
+
+/** readLine(): the client left while a command waited for its next line (an AUTHENTICATE response). */
+class ClientClosedError extends ImapProxyError {
+  constructor() {
+    super('IMAPPROXY_ERR_PROTOCOL', 'client closed the connection');
+  }
+}
 
 /** Both ends of the client's connection as the client sees them. */
 export interface ClientPeer {
@@ -47,7 +63,9 @@ export class ClientSession implements PreauthSession {
   readonly peer: ClientPeer;
   private state: 'greeting' | 'preauth' | 'login' | 'relay' | 'closed' = 'greeting';
   private readonly assembler: CommandAssembler;
-  private pending: Buffer = EMPTY;
+  private readonly pending = new ChunkQueue();
+  /** Bytes read after end(). */
+  private discarded = 0;
   private ready: RawCommand | null = null;
   private busy = false;
   private lineWaiter: ((line: Buffer) => void) | null = null;
@@ -204,8 +222,7 @@ export class ClientSession implements PreauthSession {
     }
     const plain = this.socket;
     plain.off('data', this.onData);
-    let discarded = this.pending.length;
-    this.pending = EMPTY;
+    let discarded = this.pending.clear();
     for (let chunk: Buffer | null; (chunk = plain.read() as Buffer | null) !== null; ) discarded += chunk.length;
     if (discarded > 0) this.ctx.log.notice(`client ${this.address}: ${discarded} byte(s) sent after STARTTLS discarded`);
     clearTimeout(this.preauthTimer);
@@ -229,6 +246,7 @@ export class ClientSession implements PreauthSession {
   /** Last words and close. */
   end(text: string): void {
     this.state = 'closed';
+    this.pending.clear();
     clearTimeout(this.preauthTimer);
     if (!this.socket.destroyed) this.socket.end(text);
     const timer = setTimeout(() => this.socket.destroy(), 5000);
@@ -238,8 +256,8 @@ export class ClientSession implements PreauthSession {
   /** One line from the client (an AUTHENTICATE response), without its ending. */
   readLine(): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      if (this.state === 'closed') return reject(new ImapProxyError('IMAPPROXY_ERR_PROTOCOL', 'client closed the connection'));
-      const onClose = () => reject(new ImapProxyError('IMAPPROXY_ERR_PROTOCOL', 'client closed the connection'));
+      if (this.state === 'closed') return reject(new ClientClosedError());
+      const onClose = () => reject(new ClientClosedError());
       // Removed once the line is there: one listener per AUTHENTICATE response
       // used to stay on the socket for its lifetime (a client cancelling
       // AUTHENTICATE in a loop grew the list without bound).
@@ -254,15 +272,21 @@ export class ClientSession implements PreauthSession {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    if (this.state === 'closed') {
+      // After the BYE nothing the client sends is read as a command.
+      this.discarded += chunk.length;
+      if (this.discarded > DISCARD_AFTER_BYE) this.socket.pause();
+      return;
+    }
+    this.pending.push(chunk);
     if (this.dataWaiter) this.dataWaiter();
     else if (this.lineWaiter) this.serveLine();
     else if (!this.busy) void this.pump();
   };
 
   private serveLine(): void {
-    const nl = this.pending.indexOf(0x0a);
-    if (nl < 0) {
+    const taken = this.pending.takeLine();
+    if (taken === null) {
       if (this.pending.length > this.ctx.config.max_preauth_line_length) {
         // logged like every other limit (it was the one that closed silently)
         this.ctx.log.info(`client ${this.address}: AUTHENTICATE response longer than ${this.ctx.config.max_preauth_line_length} bytes: closing`);
@@ -270,9 +294,8 @@ export class ClientSession implements PreauthSession {
       }
       return;
     }
-    let line = this.pending.subarray(0, nl);
+    let line = taken.subarray(0, taken.length - 1);
     if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
-    this.pending = this.pending.subarray(nl + 1);
     const waiter = this.lineWaiter!;
     this.lineWaiter = null;
     this.socket.pause();
@@ -304,15 +327,21 @@ export class ClientSession implements PreauthSession {
         this.ready = null;
         let used: number;
         try {
-          used = this.assembler.push(this.pending);
+          // chunk by chunk: the parser keeps what it needs of a partial line
+          used = this.assembler.push(this.pending.peek()!);
         } catch (err) {
           this.ctx.log.info(`client ${this.address}: ${(err as Error).message}: closing`);
           this.end(`* BYE ${(err as Error).message}\r\n`);
           return;
         }
-        this.pending = this.pending.subarray(used);
+        // the parser's callbacks may have ended the session (an admin command with a literal)
+        if (this.state !== 'preauth') break;
+        this.pending.consume(used);
         const cmd = this.ready as RawCommand | null;
-        if (cmd === null) break;
+        if (cmd === null) {
+          if (used === 0) break;
+          continue;
+        }
         this.socket.pause();
         await this.execute(cmd);
         this.armPreauthTimer();
@@ -320,6 +349,9 @@ export class ClientSession implements PreauthSession {
         if (this.state === 'preauth') this.socket.resume();
       }
     } catch (err) {
+      // A client that leaves in the middle of AUTHENTICATE is not an error of ours
+      // (the short fuzz run logged it as an internal error a few times in 20,000 inputs).
+      if (err instanceof ClientClosedError) return;
       this.ctx.log.err(`client ${this.address}: internal error: ${(err as Error).stack ?? err}`);
       this.end('* BYE Internal error\r\n');
     } finally {
@@ -363,6 +395,15 @@ export class ClientSession implements PreauthSession {
     const shown = creds.user.toString('utf8');
     const okText = kind === 'LOGIN' ? 'User logged in' : 'User authenticated';
     const failText = kind === 'LOGIN' ? 'LOGIN failed' : 'AUTHENTICATE failed';
+    if (hasControlBytes(creds.user)) {
+      // Refused before any server connection: servers disagree about such
+      // names (Dovecot stops at a NUL), and flush/trace could not name them.
+      ctx.log.info(`LOGIN: '${shown}' (${this.address}) refused: control character in the user name`);
+      ctx.stats.loginFailed();
+      this.send(`${tag} NO [AUTHENTICATIONFAILED] ${failText}: invalid characters in user name\r\n`);
+      ctx.metrics?.observeLogin('failed', secondsSince(started));
+      return;
+    }
     // cache_key_client_ip: a cached connection only serves logins from the
     // address it was opened for (its server saw that address, and IP-based
     // server policies stay exact), at the cost of fewer reuses.
@@ -404,7 +445,7 @@ export class ClientSession implements PreauthSession {
         ctx.stats.loginSucceeded('reused');
         ctx.metrics?.observeLogin('reused', seconds);
         if (answer !== null) {
-          this.pending = this.pending.subarray(line.end);
+          this.pending.skip(line.end);
           if (!this.socket.destroyed && this.socket.writable) this.socket.write(answer);
         }
         this.startRelay(fitting, userKey, key, EMPTY);
@@ -415,13 +456,17 @@ export class ClientSession implements PreauthSession {
 
     ctx.log.info(`LOGIN: '${shown}' (${this.address}) no previous connection: creating a new one`);
     try {
-      ctx.pool.reserve();
+      ctx.pool.reserve(userKey);
     } catch (err) {
-      if (!(err instanceof PoolFullError)) throw err;
+      if (!(err instanceof PoolFullError) && !(err instanceof UserLimitError)) throw err;
       ctx.log.info(`LOGIN: '${shown}' (${this.address}) failed: ${err.message}`);
       ctx.stats.loginFailed();
-      if (answered) this.end('* BYE [UNAVAILABLE] Too many connections\r\n');
-      else this.afterFailedLogin(`${tag} NO [UNAVAILABLE] ${failText}: too many connections\r\n`);
+      // RFC 5530: [LIMIT] is this user's own share, [UNAVAILABLE] the whole pool
+      const limit = err instanceof UserLimitError;
+      if (answered) this.end(limit ? '* BYE [LIMIT] Too many connections for this user\r\n' : '* BYE [UNAVAILABLE] Too many connections\r\n');
+      else this.afterFailedLogin(limit
+        ? `${tag} NO [LIMIT] ${failText}: too many connections for this user\r\n`
+        : `${tag} NO [UNAVAILABLE] ${failText}: too many connections\r\n`);
       ctx.metrics?.observeLogin('failed', secondsSince(started));
       return;
     }
@@ -430,7 +475,7 @@ export class ClientSession implements PreauthSession {
       const origin = ctx.config.send_originating_ip ? { client: this.peer.remote, connected: this.peer.local } : undefined;
       conn = await ctx.connector.login(creds, this.ids, Date.now() + ctx.config.login_timeout * 1000, origin);
     } catch (err) {
-      ctx.pool.unreserve();
+      ctx.pool.unreserve(userKey);
       ctx.stats.loginFailed();
       if (err instanceof LoginRefusedError) {
         ctx.log.info(`LOGIN: '${shown}' (${this.address}) failed: ${err.message}`);
@@ -471,9 +516,13 @@ export class ClientSession implements PreauthSession {
         resolve(result);
       };
       const check = (): void => {
-        const nl = this.pending.indexOf(0x0a);
-        if (nl >= 0) finish({ text: this.pending.subarray(0, nl > 0 && this.pending[nl - 1] === 0x0d ? nl - 1 : nl), end: nl + 1 });
-        else if (this.pending.length > limit) finish({ text: this.pending.subarray(0, limit), end: 0 });
+        const nl = this.pending.indexOfLf();
+        if (nl >= 0) {
+          const text = this.pending.peekBytes(nl);
+          finish({ text: nl > 0 && text[nl - 1] === 0x0d ? text.subarray(0, nl - 1) : text, end: nl + 1 });
+        } else if (this.pending.length > limit) {
+          finish({ text: this.pending.peekBytes(limit), end: 0 });
+        }
       };
       const onClose = (): void => finish(null);
       const timer = setTimeout(() => finish(null), this.ctx.config.idle_timeout * 1000);
@@ -506,7 +555,7 @@ export class ClientSession implements PreauthSession {
     this.state = 'relay';
     const relay = new Relay(socket, conn, ctx.config, {
       log: ctx.log,
-      trace: ctx.trace.begin(userKey, socket, conn.id),
+      trace: ctx.trace.begin(userKey, socket, conn.id, ctx.config.user_match_exact),
       resync: (ok) => ctx.stats.resync(ok),
       selectCommand: (hit) => ctx.stats.selectCommand(hit),
       tainted: (kind, reason) => {
@@ -515,8 +564,7 @@ export class ClientSession implements PreauthSession {
       },
       done: (outcome) => done(outcome.reusable, outcome.reusable ? '' : outcome.reason),
     });
-    const pendingClient = this.pending;
-    this.pending = EMPTY;
+    const pendingClient = this.pending.takeAll();
     relay.start(pendingClient, pendingServer);
   }
 }

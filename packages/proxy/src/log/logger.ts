@@ -1,7 +1,11 @@
 // The daemon's log. Messages keep the original's wording (SPEC §4.9, §4.12,
 // Appendix A) so existing log watchers keep matching; the sink decides where
 // they go (stderr in foreground mode, ./journal-sink.ts under systemd's journal,
-// ./syslog-sink.ts in background mode).
+// ./syslog-sink.ts in background mode). Every message is made printable here,
+// once for every sink: messages quote login names and server replies, and a
+// CR LF or ESC in them forged log lines or reached terminals (./printable.ts).
+
+import { printable } from './printable.js';
 
 export type Level = 'err' | 'warning' | 'notice' | 'info' | 'debug';
 
@@ -24,7 +28,7 @@ export class Logger {
   }
 
   private log(level: Level, message: string): void {
-    if (RANK[level] <= this.maxRank) this.sink.write(level, message);
+    if (RANK[level] <= this.maxRank) this.sink.write(level, printable(message));
   }
 
   err(message: string): void {

@@ -13,6 +13,9 @@ export interface MetricsSource {
 
 export const METRICS_PATH = '/metrics';
 
+/** Most connections to the metrics port at once (descriptors are for IMAP clients). */
+export const MAX_METRICS_CONNECTIONS = 64;
+
 export class MetricsListener {
   private constructor(
     private readonly server: http.Server,
@@ -28,7 +31,7 @@ export class MetricsListener {
     server.headersTimeout = 10_000;
     server.requestTimeout = 10_000;
     server.keepAliveTimeout = 5_000;
-    server.maxConnections = 64;
+    limitConnections(server, MAX_METRICS_CONNECTIONS);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host, port }, () => {
@@ -52,6 +55,48 @@ export class MetricsListener {
       this.server.closeAllConnections();
     });
   }
+}
+
+/**
+ * At most `max` connections, and a new one always gets in: the oldest idle
+ * one (no request in progress: an idle keep-alive, or one that has not sent
+ * a whole request yet) is closed to make room. server.maxConnections refused
+ * the new connection instead, so 64 idle keep-alive connections of a
+ * misbehaving scraper blocked every scrape for up to keepAliveTimeout, and
+ * connections that said nothing for up to headersTimeout (issue 16,
+ * finding 7). Only when `max` requests are being answered at once is the
+ * newcomer closed.
+ */
+function limitConnections(server: http.Server, max: number): void {
+  /** Open connections in arrival order, and whether a request is being answered on each. */
+  const open = new Map<net.Socket, { busy: boolean }>();
+  server.on('connection', (socket: net.Socket) => {
+    if (open.size >= max) {
+      let victim: net.Socket | undefined;
+      for (const [s, state] of open) {
+        if (!state.busy) {
+          victim = s;
+          break;
+        }
+      }
+      if (!victim) {
+        socket.destroy();
+        return;
+      }
+      open.delete(victim);
+      victim.destroy();
+    }
+    open.set(socket, { busy: false });
+    socket.once('close', () => open.delete(socket));
+  });
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const state = open.get(req.socket);
+    if (!state) return;
+    state.busy = true;
+    res.once('close', () => {
+      state.busy = false;
+    });
+  });
 }
 
 function handle(req: http.IncomingMessage, res: http.ServerResponse, source: MetricsSource, log: Logger): void {

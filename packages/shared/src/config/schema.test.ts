@@ -60,6 +60,8 @@ test('every default, as the README and SPEC B6 state them', (t) => {
     max_pending_commands: 1000,
     max_clients: 10000,
     max_clients_per_ip: 0,
+    user_match_exact: false,
+    max_server_connections_per_user: 50,
     max_reuse_age: 0,
     max_reuse_count: 0,
     control_socket: '/run/imapproxy/control.sock',

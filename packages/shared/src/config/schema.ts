@@ -294,6 +294,14 @@ export const OPTIONS = {
     type: 'integer', default: 0, min: 0, max: INT_MAX, since: 'imapproxy-ts',
     description: 'Most client connections at once from one address; 0 means unlimited.',
   },
+  user_match_exact: {
+    type: 'boolean', default: false, since: 'imapproxy-ts',
+    description: 'imapproxyctl flush/trace and XPROXY_TRACE match login names byte for byte instead of ignoring case as servers do.',
+  },
+  max_server_connections_per_user: {
+    type: 'integer', default: 50, min: 0, max: INT_MAX, since: 'imapproxy-ts',
+    description: 'Most backend connections of one login name at once, in use and cached together; 0 means unlimited.',
+  },
   max_reuse_age: {
     type: 'seconds', default: 0, min: 0, since: 'imapproxy-ts',
     description: 'Seconds after which a backend connection is no longer reused; 0 means unlimited.',

@@ -1,4 +1,5 @@
 import type { PreauthCommand } from '../command.js';
+import { printable } from '../../log/printable.js';
 import { adminCommandsEnabled, displayUser } from './admin-gate.js';
 
 // One line per server connection, in use first, then cached. The number is
@@ -12,7 +13,7 @@ export const xproxyDumpicc: PreauthCommand = {
     if (!adminCommandsEnabled(session, tag)) return;
     const lines = session.ctx.pool
       .entries()
-      .map((e) => `* XPROXY_DUMPICC ${e.id} ${displayUser(e.user)} ${e.state === 'active' ? 'Active' : 'Cached'}\r\n`);
+      .map((e) => `* XPROXY_DUMPICC ${e.id} ${printable(displayUser(e.user))} ${e.state === 'active' ? 'Active' : 'Cached'}\r\n`);
     session.send(`${lines.join('')}${tag} OK Completed\r\n`);
   },
 };

@@ -1,5 +1,6 @@
 import { argBytes } from '@imapproxy/shared';
 import type { PreauthCommand } from '../command.js';
+import { printable } from '../../log/printable.js';
 import { adminCommandsEnabled } from './admin-gate.js';
 
 // `XPROXY_TRACE user` traces that user's sessions from their next login;
@@ -23,11 +24,11 @@ export const xproxyTrace: PreauthCommand = {
     const user = bytes.toString('utf8');
     const current = trace.tracedUsers();
     if (current.length > 0) {
-      session.send(`${tag} BAD Tracing already enabled for user ${current[0]}\r\n`);
+      session.send(`${tag} BAD Tracing already enabled for user ${printable(current[0]!)}\r\n`);
       return;
     }
     trace.enable([user]);
     log.info(`XPROXY_TRACE from ${session.address}: tracing enabled for user '${user}'`);
-    session.send(`${tag} OK Tracing enabled for user ${user}.\r\n`);
+    session.send(`${tag} OK Tracing enabled for user ${printable(user)}.\r\n`);
   },
 };
