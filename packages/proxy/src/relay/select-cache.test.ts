@@ -125,6 +125,11 @@ test('replies kept: OK, whole, with EXISTS and `* 0 RECENT`; [CLOSED] is kept ap
   t.is(buildEntry(INBOX, body(reply.filter((l) => !l.endsWith('EXISTS'))), 'OK x'), 'no EXISTS');
   t.is(buildEntry(INBOX, body([...reply, '* 3 FETCH (FLAGS ())']), 'OK x'), 'unexpected response');
   t.is(buildEntry(INBOX, body([...reply, '* OK [ALERT] hello']), 'OK x'), 'unexpected response ALERT');
+  // Courier's SELECT reply (ACLs on): its MYRIGHTS line is kept like the others
+  const courier = [...reply.slice(1), '* OK [MYRIGHTS "acdilrsw"] ACL'];
+  const withRights = buildEntry(INBOX, body(courier), 'OK [READ-WRITE] Ok');
+  if (typeof withRights === 'string') return t.fail(withRights);
+  t.deepEqual(withRights.entry.body, body(courier));
   t.is(buildEntry(INBOX, b(`${body(reply).toString('latin1')}* 1 EXI`), 'OK x'), 'incomplete line');
   const big = [...reply.slice(0, 1), `* FLAGS (${'k'.repeat(SELECT_CACHE_MAX_BYTES)})`, ...reply.slice(2)];
   t.is(buildEntry(INBOX, body(big), 'OK x'), 'too large');

@@ -150,8 +150,14 @@ export function keepsSelectCache(name: string, head: string, lineRead: boolean, 
 
 // --- storing a reply -----------------------------------------------------------
 
-/** `* OK [CODE ...]` codes that belong in a SELECT reply (RFC 3501 §6.3.1, RFC 7162, RFC 8474). */
-const SELECT_CODES = new Set(['PERMANENTFLAGS', 'UNSEEN', 'UIDVALIDITY', 'UIDNEXT', 'HIGHESTMODSEQ', 'NOMODSEQ', 'MAILBOXID', 'URLMECH', 'ANNOTATIONS']);
+/**
+ * `* OK [CODE ...]` codes that belong in a SELECT reply (RFC 3501 §6.3.1, RFC
+ * 7162, RFC 8474). MYRIGHTS (RFC 4314 §3.8): Courier sends the user's rights
+ * in every SELECT reply; without it here the cache never hit behind Courier
+ * (issue 18). Rights change only by SETACL/DELETEACL, which end the entry
+ * like every command not known to be harmless.
+ */
+const SELECT_CODES = new Set(['PERMANENTFLAGS', 'UNSEEN', 'UIDVALIDITY', 'UIDNEXT', 'HIGHESTMODSEQ', 'NOMODSEQ', 'MAILBOXID', 'URLMECH', 'ANNOTATIONS', 'MYRIGHTS']);
 
 /**
  * Builds an entry from the untagged bytes of a SELECT reply (complete CRLF
