@@ -28,8 +28,9 @@ async function converse(port: number, lines: string[]): Promise<string[]> {
   } finally {
     await c.close();
   }
-  return out.map((l) => l.replace(/\[UIDVALIDITY \d+\]/, '[UIDVALIDITY n]').replace(/\(\d+\.\d+ secs?( \d+ calls)?\)/, '(t secs)')
-    .replace(/SESSIONID=<[^>]*>/, 'SESSIONID=<s>'));
+  // what differs between two users or two runs of the same server
+  return out.map((l) => l.replace(/\[UIDVALIDITY \d+\]/, '[UIDVALIDITY n]').replace(/\[MAILBOXID \([^)]*\)\]/, '[MAILBOXID (m)]')
+    .replace(/\((\d+\.\d+( \+ )?)+ secs?( \d+ calls)?\)/, '(t secs)').replace(/SESSIONID=<[^>]*>/, 'SESSIONID=<s>'));
 }
 
 const session = (user: string, tag: string): string[] => [
@@ -62,12 +63,17 @@ matrix.test('the C original and ours: the same webmail session, new and reused, 
   // the same user on both sides would share the server's state: one each, same mailbox contents
   const cSide = [await converse(c.port, session('user8', 'a')), await converse(c.port, session('user8', 'b'))];
   const ours = [await converse(s.proxy.port, session('user9', 'a')), await converse(s.proxy.port, session('user9', 'b'))];
-  // greetings: ours adds AUTH=PLAIN and SASL-IR (issue 3); the rest is the server's text
-  const strip = (g: string): string => g.replace(/ (AUTH=PLAIN|SASL-IR)\b/g, '');
+  // Greetings: ours offers the mechanisms it handles itself (AUTH=PLAIN,
+  // AUTH=LOGIN, SASL-IR: issue 3) where 1.2.8 kept the server's AUTH=LOGIN
+  // only; 1.2.8 also collapses runs of spaces in the text.
+  const strip = (g: string): string => g.replace(/ (AUTH=PLAIN|AUTH=LOGIN|SASL-IR)\b/g, '').replace(/ {2,}/g, ' ');
+  // 1.2.8 passes the server's `* OK [CLOSED]` of its clean-up SELECT/UNSELECT
+  // on to the client that sent LOGOUT; ours does not (the client selected
+  // nothing new): a known difference, left out of the comparison.
+  const closed = (lines: string[]): string[] => lines.filter((l) => !/^\* OK \[CLOSED\]/.test(l));
   for (const i of [0, 1]) {
     t.is(strip(ours[i]![0]!), strip(cSide[i]![0]!), 'greeting');
-    // the first SELECT of a fresh mailbox differs in RECENT only between the two users
-    t.deepEqual(ours[i]!.slice(1), cSide[i]!.slice(1), `session ${i + 1}`);
+    t.deepEqual(ours[i]!.slice(1), closed(cSide[i]!.slice(1)), `session ${i + 1}`);
   }
   t.log(`${s.kind}: ${ours[1]!.length} lines per session, identical`);
 });

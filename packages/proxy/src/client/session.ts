@@ -16,6 +16,7 @@ import {
 } from '@imapproxy/shared';
 import type { Credentials } from '../backend/connector.js';
 import { CredentialKey } from '../backend/credential-key.js';
+import { SaslProxyIdentity } from '../backend/sasl-proxy.js';
 import { LoginRefusedError, PoolFullError } from '../backend/errors.js';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import type { ProxyContext } from '../context.js';
@@ -401,7 +402,19 @@ export class ClientSession {
     // cache_key_client_ip: a cached connection only serves logins from the
     // address it was opened for (its server saw that address, and IP-based
     // server policies stay exact), at the cost of fewer reuses.
-    const key = CredentialKey.of(creds.password, ctx.config.cache_key_client_ip ? this.peer.remote.address : '');
+    // With a SASL proxy identity the client's password is the shared secret:
+    // checked here, before any server or cached connection is involved, and
+    // the pool keeps these connections apart from ordinary logins (their scope).
+    const proxyIdentity = ctx.connector.proxyIdentity;
+    if (proxyIdentity && !proxyIdentity.checkSecret(creds.password)) {
+      ctx.log.info(`LOGIN: '${shown}' (${this.address}) failed: shared secret was wrong`);
+      ctx.stats.loginFailed();
+      this.send(`${tag} NO [AUTHENTICATIONFAILED] ${failText}\r\n`);
+      ctx.metrics?.observeLogin('failed', secondsSince(started));
+      return;
+    }
+    const ipScope = ctx.config.cache_key_client_ip ? this.peer.remote.address : '';
+    const key = CredentialKey.of(creds.password, proxyIdentity ? `${SaslProxyIdentity.SCOPE} ${ipScope}` : ipScope);
     this.state = 'login';
 
     const cached = ctx.pool.take(userKey, key, this.address);
