@@ -52,7 +52,11 @@ const noCyrus = cyrusMissing();
 (noCyrus ? test.skip : test)(`Cyrus proxyservers: clients log in with the shared secret, the proxy authenticates as itself for them (SASL-IR)${noCyrus ? ` (${noCyrus})` : ''}`, async (t) => {
   const server = await startImapServer('cyrus', { proxyServers: [PROXY_USER] });
   const tap = await startTap(server.port);
-  const proxy = await startProxy({ serverPort: tap.port, extraConf: SASL_CONF });
+  const proxy = await startProxy({ serverPort: tap.port, extraConf: SASL_CONF }).catch(async (err: unknown) => {
+    await tap.close();
+    await server.stop();
+    throw err;
+  });
   try {
     await expectLoggedInAs(t, proxy.port, 'user1', SHARED, false);
     await waitForCached(proxy, 'user1');
@@ -80,7 +84,11 @@ const noCyrus = cyrusMissing();
 test('Dovecot master user: clients log in with the shared secret, the proxy authenticates as the master user for them (SASL-IR)', async (t) => {
   const { server, cleanup } = await dovecotWithMasterUser();
   const tap = await startTap(server.port);
-  const proxy = await startProxy({ serverPort: tap.port, extraConf: SASL_CONF });
+  const proxy = await startProxy({ serverPort: tap.port, extraConf: SASL_CONF }).catch(async (err: unknown) => {
+    await tap.close();
+    await server.stop();
+    throw err;
+  });
   try {
     await expectLoggedInAs(t, proxy.port, 'user3', SHARED, false);
     await waitForCached(proxy, 'user3');

@@ -4,7 +4,7 @@
 // what went over the wire: no LOGIN and no password in clear.
 import test from 'ava';
 import { serverMatrix, type MatrixSetup } from './helpers/server-matrix.js';
-import { startProxy } from './helpers/proxy.js';
+import { startProxy, type Proxy } from './helpers/proxy.js';
 import { startTap } from './helpers/tap.js';
 import { RawClient } from './helpers/transcript.js';
 
@@ -14,8 +14,9 @@ async function throughTls(t: import('ava').ExecutionContext, s: MatrixSetup, mod
   const target = mode === 'implicit' ? s.server.tlsPort! : s.server.port;
   const tap = await startTap(target);
   const conf = mode === 'implicit' ? 'server_tls yes\ntls_verify_server no' : 'force_tls yes\ntls_verify_server no';
-  const proxy = await startProxy({ serverPort: tap.port, extraConf: conf });
+  let proxy: Proxy | undefined;
   try {
+    proxy = await startProxy({ serverPort: tap.port, extraConf: conf });
     for (const round of [1, 2]) {
       const c = await RawClient.connect(proxy.port, { timeoutMs: 10_000 });
       const r = await c.command(`a1 LOGIN ${user} ${user.replace('user', 'pass')}`);
@@ -33,7 +34,7 @@ async function throughTls(t: import('ava').ExecutionContext, s: MatrixSetup, mod
     t.false(wire.includes(user.replace('user', 'pass')), 'no password in clear');
     if (mode === 'starttls') t.regex(wire, /^\S+ (CAPABILITY\r\n\S+ )?STARTTLS\r\n/);
   } finally {
-    await proxy.stop();
+    await proxy?.stop();
     await tap.close();
   }
 }

@@ -35,13 +35,16 @@ export function serverMatrix(opts: MatrixOptions = {}): Matrix {
   const failures = new Map<ServerKind, Error>();
   test.before(async () => {
     await Promise.all(kinds.filter((k) => serverMissing(k) === null).map(async (kind) => {
+      let server: ImapServer | undefined;
       try {
-        const server = await startImapServer(kind, { users: opts.users ?? 12, ...opts });
+        server = await startImapServer(kind, { users: opts.users ?? 12, ...opts });
         const extra = typeof opts.proxyConf === 'function' ? opts.proxyConf(server) : opts.proxyConf ?? '';
         const proxy = await startProxy({ serverPort: server.port, extraConf: extra });
         setups.set(kind, { kind, server, proxy });
       } catch (err) {
+        // the tests of this server fail with the reason; nothing of it is left running
         failures.set(kind, err as Error);
+        await server?.stop().catch(() => {});
       }
     }));
   });
