@@ -634,7 +634,7 @@ test('the server gets every pre-login ID in order, then LOGIN with the credentia
       ]);
       // 8-bit bytes cannot be quoted: a literal, non-synchronising when the server has LITERAL+
       const plus = caps.includes('LITERAL+') ? '+' : '';
-      t.deepEqual(logins[1], [`T LOGIN "utf8user" {10${plus}}\r\npässwörd`]);
+      t.deepEqual(logins[1], [`T LOGIN "utf8user" {10${plus}}\r\npässwörd`, 'T CAPABILITY']);
     } finally {
       await own.stop();
       await fake.close();
