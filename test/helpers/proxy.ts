@@ -114,7 +114,9 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitForListening([port], { timeoutMs: 10_000, what: `imapproxyd on ${port}` });
+    // 30 s: files that start nine daemons at once (proxy-tls, proxy-admin) need
+    // more than 10 s of node start-up when the machine's load is above 20
+    await waitForListening([port], { timeoutMs: 30_000, what: `imapproxyd on ${port}` });
   } catch (err) {
     await stop('SIGKILL');
     throw new Error(`${(err as Error).message}\n${lines.join('\n')}`);
