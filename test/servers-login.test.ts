@@ -51,6 +51,18 @@ matrix.test('LOGIN: the tagged OK carries the server\'s capabilities after login
   }
 });
 
+matrix.test('AUTHENTICATE PLAIN (SASL-IR): the tagged OK carries the same capabilities, new and reused', async (t, s) => {
+  const expected = await directLoginCapabilities(s, 'user6', 'pass6');
+  for (const round of [1, 2]) {
+    const c = await RawClient.connect(s.proxy.port, { keepLoginCapability: true });
+    const reply = await c.command(`a1 AUTHENTICATE PLAIN ${Buffer.from('\0user6\0pass6').toString('base64')}`);
+    t.is(reply.at(-1), `a1 OK [CAPABILITY ${expected.join(' ')}] User authenticated`, `round ${round}: ${c.describe()}`);
+    await c.command('a2 LOGOUT');
+    await c.close();
+    await waitForCached(s.proxy, 'user6', round);
+  }
+});
+
 matrix.test('an 8-bit password (a literal, synchronising where the server has no LITERAL+) logs in, new and reused', async (t, s) => {
   const pass = Buffer.from('pässwörd', 'utf8');
   for (const round of [1, 2]) {
