@@ -11,6 +11,9 @@
 set -euo pipefail
 
 PKGS=(dovecot-imapd openssl imapproxy python3 iproute2 util-linux)
+# Cyrus and Courier for the server matrix (test/helpers/cyrus.ts, courier.ts): what
+# their servers need besides the server packages themselves (below)
+PKGS+=(cyrus-common sasl2-bin cyrus-clients courier-base courier-authdaemon courier-authlib-userdb)
 # extra packages a caller needs (bench/run.sh --scale-out: haproxy)
 PKGS+=("$@")
 ME="install-system-deps.sh"
@@ -20,11 +23,39 @@ die() { echo "$ME: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root to install: ${PKGS[*]}"
 command -v apt-get >/dev/null || die "apt-get not found (Debian 12 expected)"
 
+# cyrus-imapd and courier-imap conflict with dovecot-imapd: never installed, only
+# downloaded and unpacked (dpkg -x) into this cache, where the test helpers run
+# their binaries from (test/helpers/server-debs.ts).
+DEBS_DIR="${IMAPPROXY_TEST_DEBS:-/var/cache/imapproxy-ts-test}"
+UNPACKED=(cyrus-imapd:usr/lib/cyrus/bin/imapd courier-imap:usr/bin/imapd)
+
+unpack_servers() {
+  local entry pkg file tmp deb
+  for entry in "${UNPACKED[@]}"; do
+    pkg="${entry%%:*}"; file="${entry#*:}"
+    [ -x "$DEBS_DIR/$pkg/$file" ] && continue
+    mkdir -p "$DEBS_DIR"
+    tmp="$(mktemp -d "$DEBS_DIR/.download.XXXXXX")"
+    chmod 755 "$tmp"   # apt's download user must be able to write here
+    (cd "$tmp" && apt-get download "$pkg" </dev/null >>"${LOG:-/dev/null}" 2>&1) \
+      || { apt-get update </dev/null >/dev/null 2>&1 || true; (cd "$tmp" && apt-get download "$pkg" </dev/null >>"${LOG:-/dev/null}" 2>&1); } \
+      || { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
+    deb="$(ls "$tmp"/*.deb)"
+    rm -rf "$DEBS_DIR/$pkg.new"
+    dpkg -x "$deb" "$DEBS_DIR/$pkg.new" || { rm -rf "$tmp"; die "dpkg -x $deb failed"; }
+    rm -rf "$DEBS_DIR/$pkg" "$tmp"
+    mv "$DEBS_DIR/$pkg.new" "$DEBS_DIR/$pkg"
+  done
+}
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  unpack_servers
+  exit 0
+fi
 
 export DEBIAN_FRONTEND=noninteractive
 LOG="$(mktemp /tmp/install-system-deps.XXXXXX.log)"
@@ -60,7 +91,7 @@ fi
 before=" $(system_daemon_pids | tr '\n' ' ') "
 
 apt_install() {
-  apt-get install -y --no-install-recommends \
+  apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}" </dev/null >>"$LOG" 2>&1
 }
@@ -87,4 +118,5 @@ done
 for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat; do
   [ -x "$b" ] || die "$b is still missing after installing ${missing[*]} (log: $LOG)"
 done
+unpack_servers
 rm -f "$LOG"

@@ -13,7 +13,12 @@ summary_fail() { # summary_fail REASON: fail before ava ran, still ending with a
 }
 
 missing=()
-for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat; do
+# Dovecot, the C original, pimpstat; Cyrus and Courier (the server matrix): their
+# server binaries are unpacked into a cache by install-system-deps.sh
+debs="${IMAPPROXY_TEST_DEBS:-/var/cache/imapproxy-ts-test}"
+for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat \
+  /usr/sbin/saslpasswd2 /usr/lib/cyrus/bin/master /usr/sbin/couriertcpd /usr/sbin/makeuserdb \
+  "$debs/cyrus-imapd/usr/lib/cyrus/bin/imapd" "$debs/courier-imap/usr/bin/imapd"; do
   [ -x "$b" ] || missing+=("$b")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     bash scripts/install-system-deps.sh || summary_fail "install system packages (scripts/install-system-deps.sh)"
   else
     echo "test.sh: missing ${missing[*]}; the integration tests need the Debian packages" \
-      "dovecot-imapd and imapproxy. Run as root: bash scripts/install-system-deps.sh" >&2
+      "dovecot-imapd, imapproxy, cyrus and courier. Run as root: bash scripts/install-system-deps.sh" >&2
     summary_fail "system packages missing: ${missing[*]}"
   fi
 fi

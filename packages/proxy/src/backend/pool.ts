@@ -137,10 +137,11 @@ export class BackendPool {
     return null;
   }
 
-  /** Whether take() with the same arguments could find a connection now (nothing changes). */
-  holds(user: string, key: CredentialKey, accept: (conn: BackendConnection) => boolean): boolean {
+  /** A connection take() with the same arguments could hand out now, left where it is; or null. */
+  heldFor(user: string, key: CredentialKey, accept: (conn: BackendConnection) => boolean): BackendConnection | null {
     // (max_reuse_age too: an old connection does not prove a password the server may have changed, B5)
-    return (this.byUser.get(user) ?? []).some((e) => e.key.sameScope(key) && e.key.matches(key) && e.conn.alive && !this.tooOld(e.conn) && accept(e.conn));
+    const entry = (this.byUser.get(user) ?? []).find((e) => e.key.sameScope(key) && e.key.matches(key) && e.conn.alive && !this.tooOld(e.conn) && accept(e.conn));
+    return entry?.conn ?? null;
   }
 
   /**

@@ -16,6 +16,7 @@ import {
 } from '@imapproxy/shared';
 import type { Credentials } from '../backend/connector.js';
 import { CredentialKey } from '../backend/credential-key.js';
+import { SaslProxyIdentity } from '../backend/sasl-proxy.js';
 import { LoginRefusedError, PoolFullError, UserLimitError } from '../backend/errors.js';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import type { ProxyContext } from '../context.js';
@@ -36,6 +37,9 @@ const EMPTY = Buffer.alloc(0);
  * instead of the daemon's time and memory (issue 16, finding 4).
  */
 const DISCARD_AFTER_BYE = 64 * 1024;
+/** Bytes of a command enough to tell an ID (tag, name, the space after it). */
+const COMMAND_HEAD = 64;
+const ID_COMMAND = /^[^ \r\n]+ ID[ (]/i;
 
 import type { LoginKind, PreauthSession } from './command.js';
 
@@ -52,6 +56,18 @@ class ClientClosedError extends ImapProxyError {
 export interface ClientPeer {
   remote: ProxyEndpoint;
   local: ProxyEndpoint;
+}
+
+/**
+ * `[CAPABILITY ...] ` for the tagged OK of a login: the server's list after
+ * login, which the client of a direct login gets there too (Dovecot, Cyrus)
+ * and which webmail clients read instead of asking (issue 17: Roundcube
+ * without it took the pre-login list and never saw MOVE or UIDPLUS). It is
+ * the list a CAPABILITY command gets from the server after login, unchanged.
+ */
+function capabilityCode(conn: BackendConnection): string {
+  const caps = conn.loginCapabilities;
+  return caps === null || caps.length === 0 ? '' : `[CAPABILITY ${caps.join(' ')}] `;
 }
 
 export class ClientSession implements PreauthSession {
@@ -72,6 +88,10 @@ export class ClientSession implements PreauthSession {
   /** Told of every chunk while the first line after a login is awaited (firstLine). */
   private dataWaiter: (() => void) | null = null;
   private preauthTimer: NodeJS.Timeout | undefined;
+  /** The first bytes of the command being received (chooseLimits). */
+  private commandHead: Buffer = EMPTY;
+  /** The line bound the assembler has now. */
+  private lineLimit: number;
 
   constructor(
     readonly ctx: ProxyContext,
@@ -88,6 +108,7 @@ export class ClientSession implements PreauthSession {
     };
     this.address = `${this.peer.remote.address}:${this.peer.remote.port}`;
     const c = ctx.config;
+    this.lineLimit = c.max_preauth_line_length;
     this.assembler = new CommandAssembler(
       {
         literal: (spec, partial, tooLarge) => this.onLiteral(spec, partial, tooLarge),
@@ -319,6 +340,26 @@ export class ClientSession implements PreauthSession {
     return true;
   }
 
+  /**
+   * The bounds of the command being received: a pre-login ID may be as long
+   * as max_preauth_id_length (imaptest sends a 32 KB one, Dovecot takes 64
+   * KiB lines), anything else max_preauth_line_length. Decided from the
+   * command's first bytes, kept across reads, before each push.
+   */
+  private chooseLimits(): void {
+    if (this.assembler.idle) this.commandHead = EMPTY;
+    if (this.commandHead.length < COMMAND_HEAD) {
+      const more = this.pending.peekBytes(COMMAND_HEAD - this.commandHead.length);
+      this.commandHead = this.commandHead.length === 0 ? Buffer.from(more) : Buffer.concat([this.commandHead, more]);
+    }
+    const c = this.ctx.config;
+    const isId = ID_COMMAND.test(this.commandHead.toString('latin1'));
+    const line = isId ? Math.max(c.max_preauth_id_length, c.max_preauth_line_length) : c.max_preauth_line_length;
+    if (line === this.lineLimit) return;
+    this.lineLimit = line;
+    this.assembler.setLimits(line, line + 2 * c.max_preauth_literal_size);
+  }
+
   /** Reads and runs commands one at a time until one hands the client to the relay. */
   private async pump(): Promise<void> {
     this.busy = true;
@@ -327,6 +368,7 @@ export class ClientSession implements PreauthSession {
         this.ready = null;
         let used: number;
         try {
+          this.chooseLimits();
           // chunk by chunk: the parser keeps what it needs of a partial line
           used = this.assembler.push(this.pending.peek()!);
         } catch (err) {
@@ -407,14 +449,26 @@ export class ClientSession implements PreauthSession {
     // cache_key_client_ip: a cached connection only serves logins from the
     // address it was opened for (its server saw that address, and IP-based
     // server policies stay exact), at the cost of fewer reuses.
-    const key = CredentialKey.of(creds.password, ctx.config.cache_key_client_ip ? this.peer.remote.address : '');
+    // With a SASL proxy identity the client's password is the shared secret:
+    // checked here, before any server or cached connection is involved, and
+    // the pool keeps these connections apart from ordinary logins (their scope).
+    const proxyIdentity = ctx.connector.proxyIdentity;
+    if (proxyIdentity && !proxyIdentity.checkSecret(creds.password)) {
+      ctx.log.info(`LOGIN: '${shown}' (${this.address}) failed: shared secret was wrong`);
+      ctx.stats.loginFailed();
+      this.send(`${tag} NO [AUTHENTICATIONFAILED] ${failText}\r\n`);
+      ctx.metrics?.observeLogin('failed', secondsSince(started));
+      return;
+    }
+    const ipScope = ctx.config.cache_key_client_ip ? this.peer.remote.address : '';
+    const key = CredentialKey.of(creds.password, proxyIdentity ? `${SaslProxyIdentity.SCOPE} ${ipScope}` : ipScope);
     this.state = 'login';
 
     const cached = ctx.pool.take(userKey, key, this.address, (c) => c.enabled.size === 0);
     if (cached) {
       ctx.log.info(`LOGIN: '${shown}' (${this.address}) on existing sd [${cached.id}]`);
       ctx.stats.loginSucceeded('reused');
-      this.send(`* OK [XPROXYREUSE] IMAP connection reused by imapproxy\r\n${tag} OK ${okText}\r\n`);
+      this.send(`* OK [XPROXYREUSE] IMAP connection reused by imapproxy\r\n${tag} OK ${capabilityCode(cached)}${okText}\r\n`);
       ctx.metrics?.observeLogin('reused', secondsSince(started));
       this.startRelay(cached, userKey, key, EMPTY);
       return;
@@ -424,8 +478,10 @@ export class ClientSession implements PreauthSession {
     // password, so the login succeeds; which connection serves the session is
     // decided by its first command.
     let answered = false;
-    if (ctx.pool.holds(userKey, key, (c) => c.enabled.size > 0)) {
-      this.send(`${tag} OK ${okText}\r\n`);
+    const held = ctx.pool.heldFor(userKey, key, (c) => c.enabled.size > 0);
+    if (held !== null) {
+      // (the capabilities after login are the server's, whichever connection serves the session)
+      this.send(`${tag} OK ${capabilityCode(held)}${okText}\r\n`);
       answered = true;
       const seconds = secondsSince(started);
       const line = await this.firstLine();
@@ -494,7 +550,15 @@ export class ClientSession implements PreauthSession {
     ctx.pool.attach(conn, userKey, this.address);
     ctx.stats.loginSucceeded('new');
     ctx.log.info(`LOGIN: '${shown}' (${this.address}) on new sd [${conn.id}]`);
-    if (!answered) this.send(`${tag} OK ${okText}\r\n`);
+    // The server's untagged lines of this login (an ALERT the client MUST
+    // show, RFC 3501 §7.1) come first, as from a direct login (after the OK
+    // when the login was answered before the first command, enabled-reuse.ts).
+    const untagged = conn.loginUntagged.map((line) => `${line}\r\n`).join('');
+    conn.loginUntagged = [];
+    if (!this.socket.destroyed && this.socket.writable) {
+      // latin1: the server's bytes as they came (the reader's text is latin1)
+      this.socket.write(Buffer.from(answered ? untagged : `${untagged}${tag} OK ${capabilityCode(conn)}${okText}\r\n`, 'latin1'));
+    }
     ctx.metrics?.observeLogin('new', secondsSince(started));
     this.startRelay(conn, userKey, key, conn.reader.takeUnread());
   }
