@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scaled } from './helpers/wait.js';
 import {
   C_FIELDS,
   C_LAYOUT_SIZE,
@@ -29,14 +30,14 @@ interface Run {
 function ours(args: string[]): Run {
   const r = spawnSync(process.execPath, [BIN, ...args], {
     encoding: 'utf8',
-    timeout: 20_000,
+    timeout: scaled(20_000),
     env: { ...process.env, LANG: 'C', LC_ALL: '' },
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 function theirs(args: string[]): Run {
-  const r = spawnSync(C_PIMPSTAT, args, { encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync(C_PIMPSTAT, args, { encoding: 'utf8', timeout: scaled(20_000) });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -5,6 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { scaled } from './helpers/wait.js';
 import { C_FIELDS, C_LAYOUT_SIZE, StatsFileWriter, StatsRegistry, readStatsFile } from '@imapproxy/shared';
 
 const C_PIMPSTAT = '/usr/sbin/pimpstat';
@@ -75,7 +76,7 @@ const EXPECTED_C_LINES = [
 ];
 
 function runCPimpstat(conf: string): { stdout: string; status: number | null } {
-  const r = spawnSync(C_PIMPSTAT, ['-c', '-f', conf], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(C_PIMPSTAT, ['-c', '-f', conf], { encoding: 'utf8', timeout: scaled(10_000) });
   return { stdout: r.stdout, status: r.status };
 }
 

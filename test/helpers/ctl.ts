@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scaled } from './wait.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const IMAPPROXYCTL = path.join(REPO, 'bin/imapproxyctl');
@@ -28,7 +29,7 @@ export function runCtl(args: string[], opts: CtlOptions = {}): Promise<CtlResult
       ? [process.execPath, [IMAPPROXYCTL, ...args]]
       : ['/usr/bin/setpriv', [`--reuid=${opts.asUid}`, `--regid=${opts.asGid ?? opts.asUid}`, '--clear-groups', process.execPath, IMAPPROXYCTL, ...args]];
   return new Promise((resolve) => {
-    execFile(file, argv, { timeout: opts.timeoutMs ?? 20_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(file, argv, { timeout: scaled(opts.timeoutMs ?? 20_000), encoding: 'utf8' }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : -1) : 0;
       resolve({ code, stdout, stderr });
     });

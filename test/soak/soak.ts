@@ -16,6 +16,7 @@
 // Used by test/soak-short.test.ts (CI, ~15 s) and bench/soak.sh (longer).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RawClient } from '../helpers/transcript.js';
+import { scaled } from '../helpers/wait.js';
 
 export interface SoakOptions {
   port: number;
@@ -91,7 +92,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const dropRate = opts.dropRate ?? 0.05;
   const pipelineMax = opts.pipelineMax ?? 4;
   const bigFetchRate = opts.bigFetchRate ?? 0.01;
-  const readTimeoutMs = opts.readTimeoutMs ?? 15_000;
+  // a hang detector: stretched by the load like every other deadline (helpers/wait.ts)
+  const readTimeoutMs = scaled(opts.readTimeoutMs ?? 15_000);
   const seed = opts.seed ?? 1;
 
   const error = (what: string) => {
