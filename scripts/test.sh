@@ -13,15 +13,17 @@ summary_fail() { # summary_fail REASON: fail before ava ran, still ending with a
 }
 
 missing=()
-for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat; do
-  [ -x "$b" ] || missing+=("$b")
+# Roundcube (test/roundcube.test.ts): PHP CLI, its sqlite driver, sqlite3, roundcube-core
+for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat \
+  /usr/bin/php /usr/bin/sqlite3 /etc/php/8.2/mods-available/pdo_sqlite.ini /usr/share/roundcube/index.php; do
+  [ -e "$b" ] || missing+=("$b")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     bash scripts/install-system-deps.sh || summary_fail "install system packages (scripts/install-system-deps.sh)"
   else
     echo "test.sh: missing ${missing[*]}; the integration tests need the Debian packages" \
-      "dovecot-imapd and imapproxy. Run as root: bash scripts/install-system-deps.sh" >&2
+      "dovecot-imapd, imapproxy and Roundcube (roundcube-core ...). Run as root: bash scripts/install-system-deps.sh" >&2
     summary_fail "system packages missing: ${missing[*]}"
   fi
 fi
