@@ -64,7 +64,7 @@ fi
 before=" $(system_daemon_pids | tr '\n' ' ') "
 
 apt_install() {
-  apt-get install -y --no-install-recommends \
+  apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=600 \
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
     "${missing[@]}" </dev/null >>"$LOG" 2>&1
 }

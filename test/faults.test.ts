@@ -411,7 +411,7 @@ const USER = 'user28';
 const login = `a1 LOGIN ${USER} ${pass(USER)}\r\n`;
 const loggedIn = async (c: Bare) => {
   await c.write(login);
-  await c.waitFor(/a1 OK User logged in\r\n/);
+  await c.waitFor(/a1 OK (\[CAPABILITY [^\]]*\] )?User logged in\r\n/);
 };
 
 const DROP_STEPS: DropStep[] = [

@@ -214,7 +214,7 @@ test('max_pending_commands: BYE when a client piles up commands; the server conn
   await withProxy('max_pending_commands 5', async (p) => {
     const c = await Bare.connect(p.port);
     await c.write('a1 LOGIN user6 pass6\r\n');
-    await c.waitFor('a1 OK User logged in\r\n');
+    await c.waitFor(/a1 OK \[CAPABILITY [^\]]*\] User logged in\r\n/);
     // one write: all are read before the server can answer the first
     await c.write(Array.from({ length: 20 }, (_, i) => `n${i} NOOP\r\n`).join(''));
     await c.waitForEnd();

@@ -220,7 +220,7 @@ async function bareLogin(t: ExecutionContext, user: string): Promise<{ a: Bare; 
   const a = await Bare.connect(proxy.port);
   await a.write(`a1 LOGIN ${user} ${pass(user)}\r\n`);
   await a.waitFor(/\na1 [^\r]*\r\n/);
-  t.regex(a.text(), /\r\na1 OK User logged in\r\n$/);
+  t.regex(a.text(), /\r\na1 OK \[CAPABILITY [^\]]*\] User logged in\r\n$/);
   t.notRegex(a.text(), /XPROXYREUSE/, 'session A must start on a new server connection');
   return { a, sd: lastSd(user) };
 }

@@ -19,7 +19,17 @@ export interface RawClientOptions {
   timeoutMs?: number;
   /** Read the greeting in connect() (default true). */
   readGreeting?: boolean;
+  /** Return the proxy's login OK with its `[CAPABILITY ...]` code (default false: see loginCapabilities). */
+  keepLoginCapability?: boolean;
 }
+
+/**
+ * The proxy's tagged OK to LOGIN/AUTHENTICATE (its own text) with the server's
+ * capabilities after login (issue 18). Most tests compare that line with the
+ * original's `a1 OK User logged in`, so RawClient takes the code out of what it
+ * returns and keeps the list in `loginCapabilities`; the transcript shows the line as sent.
+ */
+const PROXY_LOGIN_OK = /^(\S+ OK )\[CAPABILITY ([^\]]*)\] (User logged in|User authenticated)$/;
 
 const CRLF = Buffer.from('\r\n');
 const LITERAL_AT_END = /\{(\d+)(\+?)\}$/;
@@ -38,6 +48,10 @@ export class RawClient {
   /** "C: ..." and "S: ..." lines in order, for failure messages. */
   readonly transcript: string[] = [];
   readonly timeoutMs: number;
+  /** The capabilities of the proxy's last login OK (null: none seen yet, or an OK without them). */
+  loginCapabilities: string[] | null = null;
+  /** See RawClientOptions.keepLoginCapability. */
+  keepLoginCapability = false;
 
   private socket: net.Socket;
   private buffer: Buffer = Buffer.alloc(0);
@@ -100,6 +114,7 @@ export class RawClient {
     });
     socket.setNoDelay(true);
     const client = new RawClient(socket, timeoutMs);
+    client.keepLoginCapability = opts.keepLoginCapability ?? false;
     if (opts.readGreeting ?? true) client.greeting = await client.readLine();
     return client;
   }
@@ -203,6 +218,11 @@ export class RawClient {
           const line = this.buffer.subarray(0, eol);
           this.buffer = this.buffer.subarray(eol + 2);
           this.transcript.push(`S: ${shorten(line.toString('utf8'))}`);
+          const ok = PROXY_LOGIN_OK.exec(head);
+          if (ok && scanFrom === 0) {
+            this.loginCapabilities = ok[2]!.split(' ').filter(Boolean);
+            if (!this.keepLoginCapability) return Buffer.from(`${ok[1]}${ok[3]}`, 'latin1');
+          }
           return line;
         }
         const literalEnd = eol + 2 + Number(lit[1]);

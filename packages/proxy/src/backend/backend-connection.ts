@@ -116,6 +116,19 @@ export class BackendConnection {
   reuseCount = 0;
   /** Capabilities after login (from the LOGIN reply or CAPABILITY). */
   capabilities: string[] = [];
+  /**
+   * The server's capabilities after login, as a client logging in directly
+   * learns them (the LOGIN reply's code, or CAPABILITY asked once after
+   * login), or null when the server named none: every client logging in on
+   * this connection, new or reused, gets them in its tagged OK.
+   */
+  loginCapabilities: string[] | null = null;
+  /**
+   * Untagged lines the server sent while logging in (`* OK [ALERT] ...`, a
+   * message of the day): the client that caused the login gets them, as it
+   * would from a direct login. Emptied once handed over.
+   */
+  loginUntagged: string[] = [];
   /** A mailbox may be selected (a SELECT/EXAMINE was sent and not undone). */
   selected = false;
   /** Extensions ENABLEd or switched on implicitly (CONDSTORE) in this session. */

@@ -60,6 +60,11 @@ type ConnectorConfig = Pick<
   | 'send_tcp_keepalives' | 'preauth_command' | 'max_line_length'
 >;
 
+/** A client's ID arguments for a log line: at most 300 characters. */
+function shortened(args: string): string {
+  return args.length <= 300 ? args : `${args.slice(0, 300)}... (${args.length} chars)`;
+}
+
 const hasCapability = (caps: string[], name: string): boolean => caps.some((c) => c.toUpperCase() === name);
 
 export class Connector {
@@ -288,7 +293,9 @@ export class Connector {
         const tag = nextTag();
         conn.write(`${tag} ID ${args}\r\n`);
         const r = await conn.reader.untilTagged(tag, t(), 'the reply to ID');
-        if (r.status !== 'OK') this.log.notice(`QUEUED PREAUTH failed: non-OK server response to queued pre-authentication command (ID ): ${r.status} ${r.text}`);
+        // The arguments are what the client sent as ID (no credentials): shown,
+        // shortened, so the refusal can be understood (it used to say `(ID )`).
+        if (r.status !== 'OK') this.log.notice(`QUEUED PREAUTH failed: non-OK server response to queued pre-authentication command (ID ${shortened(args)}): ${r.status} ${r.text}`);
       }
       if (this.config.preauth_command) {
         const tag = nextTag();
@@ -305,15 +312,26 @@ export class Connector {
           : 'the IMAP server advertises LOGINDISABLED and TLS to the server is not configured');
       }
       const tag = nextTag();
-      await this.sendLogin(conn, tag, creds, deadline);
+      // What a direct login shows the client besides the tagged OK: untagged
+      // lines (an ALERT, a message of the day) and the capabilities after login.
+      const untagged: string[] = [];
+      let loginCaps: string[] | null = null;
+      await this.sendLogin(conn, tag, creds, deadline, untagged);
       const r = await conn.reader.untilTagged(tag, t(), 'the reply to LOGIN', (line) => {
-        const caps = capabilityTokens(line);
-        if (caps) conn.capabilities = caps;
+        loginCaps = capabilityTokens(line) ?? loginCaps;
+        untagged.push(line);
       });
       if (r.status === 'NO' || r.status === 'BAD') throw new LoginRefusedError(r.status, r.text);
       if (r.status !== 'OK') throw new ServerUnavailableError(`unexpected server response to LOGIN: ${r.line.slice(0, 200)}`);
-      const caps = capabilityTokens(r.text);
-      if (caps) conn.capabilities = caps;
+      loginCaps = capabilityTokens(r.text) ?? loginCaps;
+      // Courier's LOGIN reply names no capabilities: ask once, on this new
+      // connection only (the list is kept with it for every reuse). Sent after
+      // the tagged OK, never pipelined with LOGIN (Courier drops what follows
+      // LOGIN in the same packet).
+      loginCaps ??= await this.capabilityAfterLogin(conn, deadline, untagged);
+      if (loginCaps !== null) conn.capabilities = loginCaps;
+      conn.loginCapabilities = loginCaps;
+      conn.loginUntagged = untagged;
       return conn;
     } catch (err) {
       conn.logoutAndClose(nextTag());
@@ -324,7 +342,26 @@ export class Connector {
   }
 
   /** LOGIN with each credential quoted, or as a literal when it must be one. */
-  private async sendLogin(conn: BackendConnection, tag: string, creds: Credentials, deadline: number): Promise<void> {
+  /**
+   * CAPABILITY after a login whose reply named none: the list or, when the
+   * server refuses or names none, null (the client's OK then carries no
+   * code, as the server's did). Its untagged lines other than CAPABILITY
+   * (an ALERT sent after the LOGIN reply) go to `untagged`.
+   */
+  private async capabilityAfterLogin(conn: BackendConnection, deadline: number, untagged: string[]): Promise<string[] | null> {
+    const tag = nextTag();
+    conn.write(`${tag} CAPABILITY\r\n`);
+    let caps: string[] | null = null;
+    const r = await conn.reader.untilTagged(tag, this.readTimeout(deadline), 'the reply to CAPABILITY after LOGIN', (line) => {
+      const tokens = /^\* CAPABILITY /i.test(line) ? capabilityTokens(line) : null;
+      if (tokens) caps = tokens;
+      else untagged.push(line);
+    });
+    if (r.status !== 'OK') return null;
+    return capabilityTokens(r.text) ?? caps;
+  }
+
+  private async sendLogin(conn: BackendConnection, tag: string, creds: Credentials, deadline: number, untagged: string[]): Promise<void> {
     const literalPlus = conn.capabilities.some((c) => c.toUpperCase() === 'LITERAL+');
     const parts: EncodedPart[] = [encodeString(creds.user), encodeString(creds.password)];
     let line: Buffer[] = [Buffer.from(`${tag} LOGIN`)];
@@ -338,7 +375,13 @@ export class Connector {
       if (!literalPlus) {
         conn.write(Buffer.concat(line));
         line = [];
-        const cont = await conn.reader.next(this.readTimeout(deadline), 'the continuation for a LOGIN literal');
+        let cont = await conn.reader.next(this.readTimeout(deadline), 'the continuation for a LOGIN literal');
+        // Untagged data may come first (RFC 3501 §7: at any time): it is the
+        // client's, like the LOGIN reply's own untagged lines.
+        while (cont.text.startsWith('* ')) {
+          untagged.push(cont.text);
+          cont = await conn.reader.next(this.readTimeout(deadline), 'the continuation for a LOGIN literal');
+        }
         if (!cont.text.startsWith('+')) {
           const m = /^\S+ (NO|BAD) ?(.*)$/i.exec(cont.text);
           if (m) throw new LoginRefusedError(m[1]!.toUpperCase() as 'NO' | 'BAD', m[2]!);

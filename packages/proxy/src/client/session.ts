@@ -35,6 +35,18 @@ export interface ClientPeer {
   local: ProxyEndpoint;
 }
 
+/**
+ * `[CAPABILITY ...] ` for the tagged OK of a login: the server's list after
+ * login, which the client of a direct login gets there too (Dovecot, Cyrus)
+ * and which webmail clients read instead of asking (issue 17: Roundcube
+ * without it took the pre-login list and never saw MOVE or UIDPLUS). It is
+ * the list a CAPABILITY command gets from the server after login, unchanged.
+ */
+function capabilityCode(conn: BackendConnection): string {
+  const caps = conn.loginCapabilities;
+  return caps === null || caps.length === 0 ? '' : `[CAPABILITY ${caps.join(' ')}] `;
+}
+
 export class ClientSession {
   /** Arguments of every ID the client sent before login, in order. */
   readonly ids: string[] = [];
@@ -367,7 +379,7 @@ export class ClientSession {
     if (cached) {
       ctx.log.info(`LOGIN: '${shown}' (${this.address}) on existing sd [${cached.id}]`);
       ctx.stats.loginSucceeded('reused');
-      this.send(`* OK [XPROXYREUSE] IMAP connection reused by imapproxy\r\n${tag} OK ${okText}\r\n`);
+      this.send(`* OK [XPROXYREUSE] IMAP connection reused by imapproxy\r\n${tag} OK ${capabilityCode(cached)}${okText}\r\n`);
       ctx.metrics?.observeLogin('reused', secondsSince(started));
       this.startRelay(cached, userKey, key, EMPTY);
       return;
@@ -405,7 +417,14 @@ export class ClientSession {
     ctx.pool.attach(conn, userKey, this.address);
     ctx.stats.loginSucceeded('new');
     ctx.log.info(`LOGIN: '${shown}' (${this.address}) on new sd [${conn.id}]`);
-    this.send(`${tag} OK ${okText}\r\n`);
+    // The server's untagged lines of this login (an ALERT the client MUST
+    // show, RFC 3501 §7.1) come first, as from a direct login.
+    const untagged = conn.loginUntagged.map((line) => `${line}\r\n`).join('');
+    conn.loginUntagged = [];
+    if (!this.socket.destroyed && this.socket.writable) {
+      // latin1: the server's bytes as they came (the reader's text is latin1)
+      this.socket.write(Buffer.from(`${untagged}${tag} OK ${capabilityCode(conn)}${okText}\r\n`, 'latin1'));
+    }
     ctx.metrics?.observeLogin('new', secondsSince(started));
     this.startRelay(conn, userKey, key, conn.reader.takeUnread());
   }
