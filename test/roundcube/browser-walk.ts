@@ -29,6 +29,9 @@ interface Page {
 interface Browser { newPage(o?: { viewport?: { width: number; height: number } }): Promise<Page>; close(): Promise<void> }
 interface Chromium { launch(o: { executablePath: string; headless: boolean; args: string[] }): Promise<Browser> }
 
+/** Roundcube's id of a message row: 'rcmrow' + the UID in base64url without padding (html_identifier). */
+const row = (uid: number): string => `#rcmrow${Buffer.from(String(uid)).toString('base64url')}`;
+
 const CHROMIUM_FLAGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
@@ -67,13 +70,13 @@ async function main(): Promise<void> {
     await page.waitForSelector('#messagelist tbody tr');
     await shot('inbox');
     // open message UID 1 in the preview pane
-    await page.click('#rcmrow1');
+    await page.click(row(1));
     await page.waitForFunction(`(() => { const f = document.querySelector('#messagecontframe'); return f && f.contentDocument && f.contentDocument.querySelector('.subject, #message-header'); })()`);
     await shot('preview');
     // Delete = move to Trash (Roundcube's default with a Trash folder)
-    await page.click('#rcmrow3');
+    await page.click(row(3));
     await page.keyboard.press('Delete');
-    await page.locator('#rcmrow3').waitFor({ state: 'detached' });
+    await page.locator(row(3)).waitFor({ state: 'hidden' });
     await shot('deleted');
     await page.click('#mailboxlist li.trash a');
     await page.waitForSelector('#messagelist tbody tr');
