@@ -58,6 +58,14 @@ async function walkAndState(rc: Roundcube, user: string) {
   return { outcome, state: await mailboxState(dovecot.port, user, pass(user)) };
 }
 
+/** The IMAP commands in Roundcube's log, without tags (ID's arguments name the HTTP request). */
+function commands(imapLog: string[]): string[] {
+  return imapLog.flatMap((l) => {
+    const m = /\] C: \S+ (.*)$/.exec(l);
+    return m ? [m[1]!.replace(/^ID \(.*$/, 'ID (...)')] : [];
+  });
+}
+
 /** How Roundcube moved MOVED out of INBOX, from its IMAP log. */
 function moveCommands(imapLog: string[]): string[] {
   return imapLog.filter((l) => /\] C: \S+ (UID MOVE|UID COPY|MOVE|COPY|EXPUNGE|UID EXPUNGE)\b/.test(l)).map((l) => l.replace(/^.*\] C: \S+ /, ''));
@@ -68,21 +76,30 @@ function moveCommands(imapLog: string[]): string[] {
 // MOVE or UIDPLUS and "moved" with UID COPY + STORE \Deleted + a plain EXPUNGE,
 // which also expunged what another client had only flagged \Deleted (issue 17).
 rcTest('the walk through the proxy leaves the mailboxes as the same walk straight to Dovecot: a move never expunges another message', async (t) => {
-  const [direct, proxied] = await Promise.all([walkAndState(rcDirect, 'user1'), walkAndState(rcProxied, 'user2')]);
-  t.log('Roundcube moved, direct:', moveCommands(await rcDirect.imapLog()).join(' | '));
-  t.log('Roundcube moved, through the proxy:', moveCommands(await rcProxied.imapLog()).join(' | '));
-  // what the direct run shows is what a user expects to see: nothing lost
-  t.is(direct.outcome.countBefore, 21);
-  t.is(direct.outcome.countAfterMove, 20);
-  t.is(direct.outcome.countAfter, 21);
-  t.truthy(direct.state.INBOX!.find((m) => m.uid === DELETED_BY_OTHER_CLIENT && m.flags.includes('\\Deleted')));
-  t.falsy(direct.state.INBOX!.find((m) => m.uid === MOVED), 'the moved message came back with a new UID');
-  // through the proxy: the \Deleted message another client kept is still there ...
-  t.truthy(proxied.state.INBOX!.find((m) => m.uid === DELETED_BY_OTHER_CLIENT),
-    `UID ${DELETED_BY_OTHER_CLIENT} (\\Deleted by another client) was expunged by Roundcube's move through the proxy`);
-  // ... and everything else is as after the direct run, as Roundcube showed it
-  t.deepEqual(proxied.outcome, direct.outcome);
-  t.deepEqual(proxied.state, direct.state);
+  // Roundcubes of their own, so their IMAP logs hold this walk only
+  const [rcD, rcP] = await Promise.all([startRoundcube({ imapPort: dovecot.port }), startRoundcube({ imapPort: proxy.port })]);
+  try {
+    const [direct, proxied] = await Promise.all([walkAndState(rcD, 'user1'), walkAndState(rcP, 'user2')]);
+    const [logD, logP] = [await rcD.imapLog(), await rcP.imapLog()];
+    t.log('Roundcube moved, direct:', moveCommands(logD).join(' | '));
+    t.log('Roundcube moved, through the proxy:', moveCommands(logP).join(' | '));
+    // what the direct run shows is what a user expects to see: nothing lost
+    t.is(direct.outcome.countBefore, 21);
+    t.is(direct.outcome.countAfterMove, 20);
+    t.is(direct.outcome.countAfter, 21);
+    t.truthy(direct.state.INBOX!.find((m) => m.uid === DELETED_BY_OTHER_CLIENT && m.flags.includes('\\Deleted')));
+    t.falsy(direct.state.INBOX!.find((m) => m.uid === MOVED), 'the moved message came back with a new UID');
+    // through the proxy: the \Deleted message another client kept is still there ...
+    t.truthy(proxied.state.INBOX!.find((m) => m.uid === DELETED_BY_OTHER_CLIENT),
+      `UID ${DELETED_BY_OTHER_CLIENT} (\\Deleted by another client) was expunged by Roundcube's move through the proxy`);
+    // ... and everything else is as after the direct run, as Roundcube showed it
+    t.deepEqual(proxied.outcome, direct.outcome);
+    t.deepEqual(proxied.state, direct.state);
+    // Roundcube decided the same way: the same commands, no extra round trip
+    t.deepEqual(commands(logP), commands(logD));
+  } finally {
+    await Promise.all([rcD.stop(), rcP.stop()]);
+  }
 });
 
 rcTest('the walk through the proxy shows the same folders and counts as straight to Dovecot, and its marks land', async (t) => {
