@@ -11,6 +11,9 @@
 set -euo pipefail
 
 PKGS=(dovecot-imapd openssl imapproxy python3 iproute2 util-linux)
+# Cyrus and Courier for the server matrix (test/helpers/cyrus.ts, courier.ts): what
+# their servers need besides the server packages themselves (below)
+PKGS+=(cyrus-common sasl2-bin cyrus-clients courier-base courier-authdaemon courier-authlib-userdb)
 # Roundcube 1.6 for test/roundcube.test.ts and bench/roundcube.sh, run by PHP's
 # built-in server (php8.2-cgi satisfies its web-server dependency: no Apache)
 ROUNDCUBE_PKGS=(roundcube-core roundcube-sqlite3 php8.2-cgi php-cli php-sqlite3 sqlite3)
@@ -24,11 +27,39 @@ die() { echo "$ME: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root to install: ${PKGS[*]}"
 command -v apt-get >/dev/null || die "apt-get not found (Debian 12 expected)"
 
+# cyrus-imapd and courier-imap conflict with dovecot-imapd: never installed, only
+# downloaded and unpacked (dpkg -x) into this cache, where the test helpers run
+# their binaries from (test/helpers/server-debs.ts).
+DEBS_DIR="${IMAPPROXY_TEST_DEBS:-/var/cache/imapproxy-ts-test}"
+UNPACKED=(cyrus-imapd:usr/lib/cyrus/bin/imapd courier-imap:usr/bin/imapd)
+
+unpack_servers() {
+  local entry pkg file tmp deb
+  for entry in "${UNPACKED[@]}"; do
+    pkg="${entry%%:*}"; file="${entry#*:}"
+    [ -x "$DEBS_DIR/$pkg/$file" ] && continue
+    mkdir -p "$DEBS_DIR"
+    tmp="$(mktemp -d "$DEBS_DIR/.download.XXXXXX")"
+    chmod 755 "$tmp"   # apt's download user must be able to write here
+    (cd "$tmp" && apt-get download "$pkg" </dev/null >>"${LOG:-/dev/null}" 2>&1) \
+      || { apt-get update </dev/null >/dev/null 2>&1 || true; (cd "$tmp" && apt-get download "$pkg" </dev/null >>"${LOG:-/dev/null}" 2>&1); } \
+      || { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
+    deb="$(ls "$tmp"/*.deb)"
+    rm -rf "$DEBS_DIR/$pkg.new"
+    dpkg -x "$deb" "$DEBS_DIR/$pkg.new" || { rm -rf "$tmp"; die "dpkg -x $deb failed"; }
+    rm -rf "$DEBS_DIR/$pkg" "$tmp"
+    mv "$DEBS_DIR/$pkg.new" "$DEBS_DIR/$pkg"
+  done
+}
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  unpack_servers
+  exit 0
+fi
 
 export DEBIAN_FRONTEND=noninteractive
 LOG="$(mktemp /tmp/install-system-deps.XXXXXX.log)"
@@ -87,12 +118,12 @@ if ! apt_install; then
     # let its packages stop the rest from installing.
     mapfile -t missing < <(printf '%s\n' "${missing[@]}" | grep -vxF -f <(printf '%s\n' "${ROUNDCUBE_PKGS[@]}") || true)
     dpkg --configure -a </dev/null >>"$LOG" 2>&1 || true
-    if [ ${#missing[@]} -eq 0 ] || ! apt_install; then
+    if [ ${#missing[@]} -gt 0 ] && ! apt_install; then
       tail -n 30 "$LOG" >&2
-      [ ${#missing[@]} -eq 0 ] && echo "$ME: Roundcube packages failed to install; its tests will be skipped (log: $LOG)" >&2 && exit 0
       die "apt-get install ${missing[*]} failed (log: $LOG)"
     fi
     echo "$ME: Roundcube packages failed to install; its tests will be skipped (log: $LOG)" >&2
+    keep_log=1
   fi
 fi
 
@@ -108,4 +139,5 @@ done
 for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat; do
   [ -x "$b" ] || die "$b is still missing after installing ${missing[*]} (log: $LOG)"
 done
-rm -f "$LOG"
+unpack_servers
+[ "${keep_log:-0}" = 1 ] || rm -f "$LOG"

@@ -13,17 +13,24 @@ summary_fail() { # summary_fail REASON: fail before ava ran, still ending with a
 }
 
 missing=()
-# Roundcube (test/roundcube.test.ts): PHP CLI, its sqlite driver, sqlite3, roundcube-core
+# Dovecot, the C original, pimpstat; Cyrus and Courier (the server matrix): their
+# server binaries are unpacked into a cache by install-system-deps.sh
+debs="${IMAPPROXY_TEST_DEBS:-/var/cache/imapproxy-ts-test}"
 for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat \
-  /usr/bin/php /usr/bin/sqlite3 /etc/php/8.2/mods-available/pdo_sqlite.ini /usr/share/roundcube/index.php; do
-  [ -e "$b" ] || missing+=("$b")
+  /usr/sbin/saslpasswd2 /usr/lib/cyrus/bin/master /usr/sbin/couriertcpd /usr/sbin/makeuserdb \
+  "$debs/cyrus-imapd/usr/lib/cyrus/bin/imapd" "$debs/courier-imap/usr/bin/imapd"; do
+  [ -x "$b" ] || missing+=("$b")
+done
+# Roundcube (test/roundcube.test.ts): PHP CLI, its sqlite driver, sqlite3, roundcube-core
+for f in /usr/bin/php /usr/bin/sqlite3 /etc/php/8.2/mods-available/pdo_sqlite.ini /usr/share/roundcube/index.php; do
+  [ -e "$f" ] || missing+=("$f")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     bash scripts/install-system-deps.sh || summary_fail "install system packages (scripts/install-system-deps.sh)"
   else
     echo "test.sh: missing ${missing[*]}; the integration tests need the Debian packages" \
-      "dovecot-imapd, imapproxy and Roundcube (roundcube-core ...). Run as root: bash scripts/install-system-deps.sh" >&2
+      "dovecot-imapd, imapproxy, cyrus, courier and Roundcube. Run as root: bash scripts/install-system-deps.sh" >&2
     summary_fail "system packages missing: ${missing[*]}"
   fi
 fi

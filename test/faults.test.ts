@@ -161,7 +161,9 @@ test('a server that drops the connection at each step of the login: NO [UNAVAILA
           c.socket.on('close', () => clearInterval(timer));
           return;
         }
-        return void c.send(`${tag} OK Logged in\r\n`);
+        // no capabilities in the reply: the proxy asks CAPABILITY next (issue 18)
+        c.send(`${tag} OK Logged in\r\n`);
+        continue;
       }
       if (name === 'LOGOUT') return void c.socket.end(`* BYE\r\n${tag} OK\r\n`);
       c.send(`* CAPABILITY IMAP4rev1 LITERAL+ ID UNSELECT\r\n${tag} OK done\r\n`);

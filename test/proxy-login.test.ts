@@ -629,10 +629,12 @@ test('the server gets every pre-login ID in order, then LOGIN with the credentia
         'T ID NIL',
         'T ID ("name" "webmail-two")',
         'T LOGIN "a b" "p a\\"s\\\\s"',
+        // its LOGIN reply named no capabilities: asked once, for the client's OK (issue 18)
+        'T CAPABILITY',
       ]);
       // 8-bit bytes cannot be quoted: a literal, non-synchronising when the server has LITERAL+
       const plus = caps.includes('LITERAL+') ? '+' : '';
-      t.deepEqual(logins[1], [`T LOGIN "utf8user" {10${plus}}\r\npässwörd`]);
+      t.deepEqual(logins[1], [`T LOGIN "utf8user" {10${plus}}\r\npässwörd`, 'T CAPABILITY']);
     } finally {
       await own.stop();
       await fake.close();

@@ -14,7 +14,7 @@
 //   await courier.stop();
 import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -26,7 +26,7 @@ import {
   COURIER_AUTHDAEMOND, COURIER_IMAPD, COURIER_IMAPLOGIN, COURIER_MAKEUSERDB, COURIER_TCPD, COURIER_TLS, courierMissing, UNSHARE,
 } from './server-debs.js';
 import { launchDaemon, type Daemon } from './server-process.js';
-import { ensureSystemUser } from './system-user.js';
+import { ensureSystemUser, lookupUser } from './system-user.js';
 import { makeSelfSignedCert } from './tls-cert.js';
 
 export { courierMissing };
@@ -111,6 +111,13 @@ export async function startCourier(opts: CourierOptions = {}): Promise<Courier> 
     const { certFile, keyFile } = await makeSelfSignedCert(dir);
     const pem = path.join(etc, 'imapd.pem');
     await writeFile(pem, Buffer.concat([await readFile(keyFile), await readFile(certFile)]), { mode: 0o600 });
+    // couriertls (GnuTLS) will not start without its DH parameters
+    await copyFile('/etc/courier/dhparams.pem', path.join(etc, 'dhparams.pem')).catch(() => {});
+    // imaplogin runs as "courier" by the time it starts couriertls
+    const courierUser = await lookupUser('courier');
+    if (courierUser) {
+      for (const f of [pem, path.join(etc, 'dhparams.pem')]) await chown(f, courierUser.uid, courierUser.gid).catch(() => {});
+    }
     // Debian's shared-folder index path, so imapd does not complain
     await mkdir(path.join(etc, 'shared'), { mode: 0o755 });
     await copyFile('/dev/null', path.join(etc, 'shared', 'index')).catch(() => {});
@@ -132,7 +139,7 @@ export async function startCourier(opts: CourierOptions = {}): Promise<Courier> 
       IMAP_SHAREDINDEXFILE: '/etc/courier/shared/index',
       IMAP_ENHANCEDIDLE: '0',
       MAILDIRPATH: 'Maildir',
-      ...(starttls ? { IMAP_STARTTLS: 'YES', TLS_CERTFILE: '/etc/courier/imapd.pem', COURIERTLS: COURIER_TLS, TLS_VERIFYPEER: 'NONE' } : {}),
+      ...(starttls ? { IMAP_STARTTLS: 'YES', TLS_CERTFILE: '/etc/courier/imapd.pem', COURIERTLS: COURIER_TLS, TLS_VERIFYPEER: 'NONE', TLS_DHPARAMS: '/etc/courier/dhparams.pem' } : {}),
       ...(opts.tlsRequired ? { IMAP_TLS_REQUIRED: '1' } : {}),
       ...opts.env,
     };

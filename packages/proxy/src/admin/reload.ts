@@ -16,7 +16,7 @@ export const LIVE_OPTIONS: ReadonlySet<OptionName> = new Set<OptionName>([
   'connect_retries', 'connect_delay', 'connect_timeout', 'server_timeout', 'login_timeout', 'preauth_command',
   // sessions (new sessions; the relay reads its limits at each use)
   'resync_timeout', 'preauth_idle_timeout', 'idle_timeout', 'send_tcp_keepalives',
-  'max_preauth_line_length', 'max_line_length', 'max_preauth_literal_size', 'max_pending_commands',
+  'max_preauth_line_length', 'max_preauth_id_length', 'max_line_length', 'max_preauth_literal_size', 'max_pending_commands',
   'max_clients', 'max_clients_per_ip',
   // logging and administration
   'syslog_facility', 'syslog_prioritymask', 'enable_admin_commands', 'strict_config',

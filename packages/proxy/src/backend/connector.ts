@@ -14,6 +14,7 @@ import { capabilityTokens, encodeString, type EncodedPart, type ProxyConfig } fr
 import { BackendConnection, connectWithReadBuffer } from './backend-connection.js';
 import type { BackendServer } from './backend-server.js';
 import { LoginRefusedError, ServerUnavailableError } from './errors.js';
+import { SaslProxyIdentity } from './sasl-proxy.js';
 import type { UserKey } from './rendezvous.js';
 import type { ServerSet } from './server-set.js';
 import { nextTag } from './tags.js';
@@ -58,6 +59,7 @@ type ConnectorConfig = Pick<
   ProxyConfig,
   | 'connect_timeout' | 'connect_retries' | 'connect_delay' | 'server_timeout'
   | 'send_tcp_keepalives' | 'preauth_command' | 'max_line_length'
+  | 'auth_sasl_plain_username' | 'auth_sasl_plain_password' | 'auth_shared_secret'
 >;
 
 /** A client's ID arguments for a log line: at most 300 characters. */
@@ -73,7 +75,12 @@ export class Connector {
     private readonly servers: ServerSet,
     private readonly log: Logger,
     private readonly tls: ServerTls | null = null,
-  ) {}
+  ) {
+    this.proxyIdentity = SaslProxyIdentity.fromConfig(config);
+  }
+
+  /** The SASL PLAIN proxy identity (SPEC §4.10), or null: logins with the client's own credentials. */
+  readonly proxyIdentity: SaslProxyIdentity | null;
 
   /** Prometheus metrics (metrics_listen_port), set by the daemon; absent when they are off. */
   metrics?: ProxyMetrics;
@@ -316,7 +323,8 @@ export class Connector {
       // lines (an ALERT, a message of the day) and the capabilities after login.
       const untagged: string[] = [];
       let loginCaps: string[] | null = null;
-      await this.sendLogin(conn, tag, creds, deadline, untagged);
+      if (this.proxyIdentity) await this.sendProxyAuthenticate(conn, tag, this.proxyIdentity.plainResponse(creds.user), deadline, untagged);
+      else await this.sendLogin(conn, tag, creds, deadline, untagged);
       const r = await conn.reader.untilTagged(tag, t(), 'the reply to LOGIN', (line) => {
         loginCaps = capabilityTokens(line) ?? loginCaps;
         untagged.push(line);
@@ -339,6 +347,30 @@ export class Connector {
     } finally {
       clearTimeout(overall);
     }
+  }
+
+  /**
+   * AUTHENTICATE PLAIN as the proxy identity for the client's user: the
+   * response on the command line where the server has SASL-IR (RFC 4959),
+   * else after its `+` (1.2.8 always sent SASL-IR and failed without it).
+   */
+  private async sendProxyAuthenticate(conn: BackendConnection, tag: string, response: string, deadline: number, untagged: string[]): Promise<void> {
+    if (hasCapability(conn.capabilities, 'SASL-IR')) {
+      conn.write(`${tag} AUTHENTICATE PLAIN ${response}\r\n`);
+      return;
+    }
+    conn.write(`${tag} AUTHENTICATE PLAIN\r\n`);
+    let cont = await conn.reader.next(this.readTimeout(deadline), 'the continuation for AUTHENTICATE PLAIN');
+    while (cont.text.startsWith('* ')) {
+      untagged.push(cont.text);
+      cont = await conn.reader.next(this.readTimeout(deadline), 'the continuation for AUTHENTICATE PLAIN');
+    }
+    if (!cont.text.startsWith('+')) {
+      const m = /^\S+ (NO|BAD) ?(.*)$/i.exec(cont.text);
+      if (m) throw new LoginRefusedError(m[1]!.toUpperCase() as 'NO' | 'BAD', m[2]!);
+      throw new ServerUnavailableError(`unexpected server response to AUTHENTICATE PLAIN: ${cont.text.slice(0, 200)}`);
+    }
+    conn.write(`${response}\r\n`);
   }
 
   /** LOGIN with each credential quoted, or as a literal when it must be one. */

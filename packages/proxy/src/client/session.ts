@@ -16,6 +16,7 @@ import {
 } from '@imapproxy/shared';
 import type { Credentials } from '../backend/connector.js';
 import { CredentialKey } from '../backend/credential-key.js';
+import { SaslProxyIdentity } from '../backend/sasl-proxy.js';
 import { LoginRefusedError, PoolFullError } from '../backend/errors.js';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import type { ProxyContext } from '../context.js';
@@ -26,6 +27,9 @@ import { PREAUTH_COMMANDS } from './commands/index.js';
 import type { ProxyEndpoint } from './proxy-protocol.js';
 
 const EMPTY = Buffer.alloc(0);
+/** Bytes of a command enough to tell an ID (tag, name, the space after it). */
+const COMMAND_HEAD = 64;
+const ID_COMMAND = /^[^ \r\n]+ ID[ (]/i;
 
 export type LoginKind = 'LOGIN' | 'AUTHENTICATE';
 
@@ -61,6 +65,10 @@ export class ClientSession {
   private busy = false;
   private lineWaiter: ((line: Buffer) => void) | null = null;
   private preauthTimer: NodeJS.Timeout | undefined;
+  /** The first bytes of the command being received (chooseLimits). */
+  private commandHead: Buffer = EMPTY;
+  /** The line bound the assembler has now. */
+  private lineLimit: number;
 
   constructor(
     readonly ctx: ProxyContext,
@@ -77,6 +85,7 @@ export class ClientSession {
     };
     this.address = `${this.peer.remote.address}:${this.peer.remote.port}`;
     const c = ctx.config;
+    this.lineLimit = c.max_preauth_line_length;
     this.assembler = new CommandAssembler(
       {
         literal: (spec, partial, tooLarge) => this.onLiteral(spec, partial, tooLarge),
@@ -302,6 +311,26 @@ export class ClientSession {
     return true;
   }
 
+  /**
+   * The bounds of the command being received: a pre-login ID may be as long
+   * as max_preauth_id_length (imaptest sends a 32 KB one, Dovecot takes 64
+   * KiB lines), anything else max_preauth_line_length. Decided from the
+   * command's first bytes, kept across reads, before each push.
+   */
+  private chooseLimits(): void {
+    if (this.assembler.idle) this.commandHead = EMPTY;
+    if (this.commandHead.length < COMMAND_HEAD) {
+      const more = this.pending.subarray(0, COMMAND_HEAD - this.commandHead.length);
+      this.commandHead = this.commandHead.length === 0 ? Buffer.from(more) : Buffer.concat([this.commandHead, more]);
+    }
+    const c = this.ctx.config;
+    const isId = ID_COMMAND.test(this.commandHead.toString('latin1'));
+    const line = isId ? Math.max(c.max_preauth_id_length, c.max_preauth_line_length) : c.max_preauth_line_length;
+    if (line === this.lineLimit) return;
+    this.lineLimit = line;
+    this.assembler.setLimits(line, line + 2 * c.max_preauth_literal_size);
+  }
+
   /** Reads and runs commands one at a time until one hands the client to the relay. */
   private async pump(): Promise<void> {
     this.busy = true;
@@ -310,6 +339,7 @@ export class ClientSession {
         this.ready = null;
         let used: number;
         try {
+          this.chooseLimits();
           used = this.assembler.push(this.pending);
         } catch (err) {
           this.ctx.log.info(`client ${this.address}: ${(err as Error).message}: closing`);
@@ -372,7 +402,19 @@ export class ClientSession {
     // cache_key_client_ip: a cached connection only serves logins from the
     // address it was opened for (its server saw that address, and IP-based
     // server policies stay exact), at the cost of fewer reuses.
-    const key = CredentialKey.of(creds.password, ctx.config.cache_key_client_ip ? this.peer.remote.address : '');
+    // With a SASL proxy identity the client's password is the shared secret:
+    // checked here, before any server or cached connection is involved, and
+    // the pool keeps these connections apart from ordinary logins (their scope).
+    const proxyIdentity = ctx.connector.proxyIdentity;
+    if (proxyIdentity && !proxyIdentity.checkSecret(creds.password)) {
+      ctx.log.info(`LOGIN: '${shown}' (${this.address}) failed: shared secret was wrong`);
+      ctx.stats.loginFailed();
+      this.send(`${tag} NO [AUTHENTICATIONFAILED] ${failText}\r\n`);
+      ctx.metrics?.observeLogin('failed', secondsSince(started));
+      return;
+    }
+    const ipScope = ctx.config.cache_key_client_ip ? this.peer.remote.address : '';
+    const key = CredentialKey.of(creds.password, proxyIdentity ? `${SaslProxyIdentity.SCOPE} ${ipScope}` : ipScope);
     this.state = 'login';
 
     const cached = ctx.pool.take(userKey, key, this.address);

@@ -141,11 +141,13 @@ function skipValue(text: string, i: number): number {
  * change: webmail fetches FLAGS on every page view. `strict` (the NOOP before
  * a hit, or responses no command of the client asked for): any FLAGS is a change.
  */
-export function fetchChangesSelect(fetch: FetchSummary | null, firstUnseen: number | null, strict: boolean): boolean {
+export function fetchChangesSelect(fetch: FetchSummary | null, firstUnseen: number | null, strict: boolean, unseenReported = true): boolean {
   if (fetch === null) return true;
   if (fetch.names.includes('MODSEQ')) return true;
   if (fetch.flags === null) return false;
   if (strict) return true;
+  // A reply that shows no per-message state (Courier: no UNSEEN, no UIDNEXT)
+  if (!unseenReported) return false;
   const seen = fetch.flags.some((f) => f.toUpperCase() === '\\SEEN');
   // No [UNSEEN n] in the reply: every message was seen (or the server does not say).
   if (firstUnseen === null || fetch.seq < firstUnseen) return !seen;
@@ -198,7 +200,7 @@ export class MailboxWatch {
       const text = this.fetchText;
       this.fetchText = null;
       const fetch = text === null ? null : readFetch(text.join(''));
-      if (fetchChangesSelect(fetch, this.slot.entry.firstUnseen, this.strict)) this.slot.entry = null;
+      if (fetchChangesSelect(fetch, this.slot.entry.firstUnseen, this.strict, this.slot.entry.unseenReported)) this.slot.entry = null;
     }
   }
 

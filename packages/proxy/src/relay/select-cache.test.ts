@@ -100,6 +100,9 @@ test('a FETCH changes the reply when it moves the first unseen message (or, stri
   t.true(fetchChangesSelect(null, 5, false));
   // strict (the NOOP before a hit): any FLAGS
   t.true(fetchChangesSelect(f(9, ['\\Seen']), 5, true));
+  // a reply without UNSEEN and UIDNEXT (Courier) shows no per-message state: FLAGS cannot change it, except in the NOOP check
+  t.false(fetchChangesSelect(f(1, []), null, false, false));
+  t.true(fetchChangesSelect(f(1, []), null, true, false));
 });
 
 test('replies kept: OK, whole, with EXISTS and `* 0 RECENT`; [CLOSED] is kept apart', (t) => {
@@ -125,6 +128,15 @@ test('replies kept: OK, whole, with EXISTS and `* 0 RECENT`; [CLOSED] is kept ap
   t.is(buildEntry(INBOX, body(reply.filter((l) => !l.endsWith('EXISTS'))), 'OK x'), 'no EXISTS');
   t.is(buildEntry(INBOX, body([...reply, '* 3 FETCH (FLAGS ())']), 'OK x'), 'unexpected response');
   t.is(buildEntry(INBOX, body([...reply, '* OK [ALERT] hello']), 'OK x'), 'unexpected response ALERT');
+  // Courier's SELECT reply (ACLs on): its MYRIGHTS line is kept like the others
+  const courier = [...reply.slice(1), '* OK [MYRIGHTS "acdilrsw"] ACL'];
+  const withRights = buildEntry(INBOX, body(courier), 'OK [READ-WRITE] Ok');
+  if (typeof withRights === 'string') return t.fail(withRights);
+  t.deepEqual(withRights.entry.body, body(courier));
+  t.true(withRights.entry.unseenReported, 'UNSEEN is in that reply');
+  const bare = buildEntry(INBOX, body(courier.filter((l) => !/UNSEEN|UIDNEXT/.test(l))), 'OK [READ-WRITE] Ok');
+  if (typeof bare === 'string') return t.fail(bare);
+  t.false(bare.entry.unseenReported);
   t.is(buildEntry(INBOX, b(`${body(reply).toString('latin1')}* 1 EXI`), 'OK x'), 'incomplete line');
   const big = [...reply.slice(0, 1), `* FLAGS (${'k'.repeat(SELECT_CACHE_MAX_BYTES)})`, ...reply.slice(2)];
   t.is(buildEntry(INBOX, body(big), 'OK x'), 'too large');

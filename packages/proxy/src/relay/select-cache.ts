@@ -30,6 +30,13 @@ export interface CachedSelect {
   status: string;
   /** `[UNSEEN n]` of the reply: the first message without \Seen; null when the server sent none. */
   firstUnseen: number | null;
+  /**
+   * The reply can show per-message flags ([UNSEEN n], or none because every
+   * message is seen). False for a server that sends neither UNSEEN nor
+   * UIDNEXT (Courier): its reply never depends on flags, so FETCH FLAGS
+   * cannot make it stale (issue 18: they made every page view a miss).
+   */
+  unseenReported: boolean;
 }
 
 /** The select cache state of one server connection. It outlives the sessions that use the connection. */
@@ -150,8 +157,14 @@ export function keepsSelectCache(name: string, head: string, lineRead: boolean, 
 
 // --- storing a reply -----------------------------------------------------------
 
-/** `* OK [CODE ...]` codes that belong in a SELECT reply (RFC 3501 §6.3.1, RFC 7162, RFC 8474). */
-const SELECT_CODES = new Set(['PERMANENTFLAGS', 'UNSEEN', 'UIDVALIDITY', 'UIDNEXT', 'HIGHESTMODSEQ', 'NOMODSEQ', 'MAILBOXID', 'URLMECH', 'ANNOTATIONS']);
+/**
+ * `* OK [CODE ...]` codes that belong in a SELECT reply (RFC 3501 §6.3.1, RFC
+ * 7162, RFC 8474). MYRIGHTS (RFC 4314 §3.8): Courier sends the user's rights
+ * in every SELECT reply; without it here the cache never hit behind Courier
+ * (issue 18). Rights change only by SETACL/DELETEACL, which end the entry
+ * like every command not known to be harmless.
+ */
+const SELECT_CODES = new Set(['PERMANENTFLAGS', 'UNSEEN', 'UIDVALIDITY', 'UIDNEXT', 'HIGHESTMODSEQ', 'NOMODSEQ', 'MAILBOXID', 'URLMECH', 'ANNOTATIONS', 'MYRIGHTS']);
 
 /**
  * Builds an entry from the untagged bytes of a SELECT reply (complete CRLF
@@ -197,5 +210,6 @@ export function buildEntry(mailbox: Buffer, untagged: Buffer, status: string): {
   if (!exists) return 'no EXISTS';
   if (recent !== 0) return 'RECENT is not 0';
   if (firstUnseen !== null && !(Number.isSafeInteger(firstUnseen) && firstUnseen > 0)) return 'bad UNSEEN';
-  return { entry: { mailbox, body: Buffer.concat(kept), status, firstUnseen }, closedLine };
+  const unseenReported = firstUnseen !== null || /\[UIDNEXT /i.test(Buffer.concat(kept).toString('latin1'));
+  return { entry: { mailbox, body: Buffer.concat(kept), status, firstUnseen, unseenReported }, closedLine };
 }

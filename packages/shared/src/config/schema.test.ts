@@ -55,6 +55,7 @@ test('every default, as the README and SPEC B6 state them', (t) => {
     login_timeout: 60,
     idle_timeout: 1800,
     max_preauth_line_length: 8192,
+    max_preauth_id_length: 65536,
     max_line_length: 65536,
     max_preauth_literal_size: 8192,
     max_pending_commands: 1000,

@@ -274,6 +274,10 @@ export const OPTIONS = {
     type: 'integer', default: 8192, min: 1024, max: INT_MAX, since: 'imapproxy-ts',
     description: 'Longest client line before login, in bytes.',
   },
+  max_preauth_id_length: {
+    type: 'integer', default: 65536, min: 1024, max: INT_MAX, since: 'imapproxy-ts',
+    description: 'Longest ID command line before login, in bytes (Dovecot takes 64 KiB lines; imaptest sends a 32 KB ID).',
+  },
   max_line_length: {
     type: 'integer', default: 65536, min: 1024, max: INT_MAX, since: 'imapproxy-ts',
     description: 'Longest client command line after login, in bytes (server lines are not limited).',

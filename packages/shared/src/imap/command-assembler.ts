@@ -33,7 +33,7 @@ export class CommandAssembler {
   private current: RawCommand = { segments: [], literals: [] };
   private literalParts: Buffer[] = [];
   private size = 0;
-  private readonly maxCommand: number;
+  private maxCommand: number;
   /** Set while a refused non-synchronising literal's bytes are skipped. */
   private discarding = false;
 
@@ -56,6 +56,15 @@ export class CommandAssembler {
    */
   push(chunk: Buffer): number {
     return this.scanner.push(chunk);
+  }
+
+  /**
+   * New line and command bounds from the next byte on (a pre-login ID may be
+   * longer than other commands): called between pushes.
+   */
+  setLimits(maxLineLength: number, maxCommandSize: number): void {
+    this.scanner.setMaxLineLength(maxLineLength);
+    this.maxCommand = maxCommandSize;
   }
 
   /** True when no command is partly received. */

@@ -66,9 +66,9 @@ const TAIL_KEEP = 24;
 const EMPTY = Buffer.alloc(0);
 
 export class ImapScanner {
-  private readonly maxLine: number;
+  private maxLine: number;
   private readonly maxLiteral: number;
-  private readonly headLimit: number;
+  private headLimit: number;
   private readonly events: ScannerEvents;
 
   private head: Buffer[] = [];
@@ -84,6 +84,15 @@ export class ImapScanner {
     this.maxLine = options.maxLineLength;
     this.maxLiteral = options.maxLiteralSize ?? Number.MAX_SAFE_INTEGER;
     this.headLimit = options.headLimit ?? 1024;
+  }
+
+  /**
+   * Changes the longest segment (and the bytes kept of it) from the next
+   * byte on: the pre-login ID has a larger bound than other commands.
+   */
+  setMaxLineLength(maxLineLength: number): void {
+    this.maxLine = maxLineLength;
+    this.headLimit = maxLineLength;
   }
 
   /** Bytes of literal data still expected before the next segment. */
