@@ -496,6 +496,10 @@ export class ClientSession {
       trace: ctx.trace.begin(userKey, socket, conn.id),
       resync: (ok) => ctx.stats.resync(ok),
       selectCommand: (hit) => ctx.stats.selectCommand(hit),
+      tainted: (kind, reason) => {
+        ctx.log.notice(`server sd [${conn.id}] will be logged out, not cached: ${reason}`);
+        ctx.metrics?.observeNotUnderstood(kind);
+      },
       done: (outcome) => done(outcome.reusable, outcome.reusable ? '' : outcome.reason),
     });
     const pendingClient = this.pending;

@@ -4,9 +4,10 @@
 // and connect histograms the hot path feeds, and prom-client's default
 // process_* / nodejs_* metrics.
 
-import { Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ProxyConfig, StatsRegistry } from '@imapproxy/shared';
 import type { BackendPool } from '../backend/pool.js';
+import { TAINT_KINDS, type TaintKind } from '../relay/reuse-proof.js';
 import type { LoginResult, ProxyMetrics } from './proxy-metrics.js';
 import { registerStatsMetrics, type ScrapeSnapshot } from './stats-metrics.js';
 
@@ -34,6 +35,7 @@ export class PrometheusMetrics implements ProxyMetrics {
   /** Every server seen so far: its pool series drop to 0 instead of vanishing. */
   readonly #servers = new Set<string>();
   readonly #snapshot: ScrapeSnapshot;
+  readonly #notUnderstood: Record<TaintKind, { inc(): void }>;
 
   constructor(sources: PrometheusMetricsSources, version: string) {
     const { config, stats, pool } = sources;
@@ -51,6 +53,13 @@ export class PrometheusMetrics implements ProxyMetrics {
     });
     for (const result of LOGIN_RESULTS) login.zero({ result });
     this.#login = { reused: login.labels({ result: 'reused' }), new: login.labels({ result: 'new' }), failed: login.labels({ result: 'failed' }) };
+    const notUnderstood = new Counter({
+      name: 'imapproxy_sessions_not_understood_total',
+      help: 'Sessions whose server connection was not cached because the proxy did not understand all of it (reuse by proof), by the first thing not understood.',
+      labelNames: ['why'] as const,
+      registers,
+    });
+    this.#notUnderstood = Object.fromEntries(TAINT_KINDS.map((why) => [why, notUnderstood.labels({ why })])) as Record<TaintKind, { inc(): void }>;
     this.#connectHistogram = new Histogram({
       name: 'imapproxy_server_connect_duration_seconds',
       help: 'Opening a new server connection: TCP connect, TLS, greeting and STARTTLS when needed, retries included (successful opens only).',
@@ -100,6 +109,10 @@ export class PrometheusMetrics implements ProxyMetrics {
 
   observeLogin(result: LoginResult, seconds: number): void {
     this.#login[result].observe(seconds);
+  }
+
+  observeNotUnderstood(kind: TaintKind): void {
+    this.#notUnderstood[kind].inc();
   }
 
   observeConnect(server: string | undefined, seconds: number): void {

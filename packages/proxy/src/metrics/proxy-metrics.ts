@@ -3,6 +3,8 @@
 // metrics_listen_port is 0. Everything else is read from the StatsRegistry
 // and the pool at scrape time.
 
+import type { TaintKind } from '../relay/reuse-proof.js';
+
 /** How a client login ended: on a cached server connection, on a new one, or refused. */
 export type LoginResult = 'reused' | 'new' | 'failed';
 
@@ -15,6 +17,8 @@ export interface ProxyMetrics {
    * ("host:port"); undefined or '' stands for the configured server_hostname.
    */
   observeConnect(server: string | undefined, seconds: number): void;
+  /** A session did something the proxy did not understand: its server connection will not be cached. */
+  observeNotUnderstood(kind: TaintKind): void;
 }
 
 /** Seconds since `startedMs`, a performance.now() reading. */

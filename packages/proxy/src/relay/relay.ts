@@ -13,12 +13,12 @@
 // unselects it, and until then responses about it are kept from the client.
 
 import type { Socket } from 'node:net';
-import { completesTag, ImapScanner, ProtocolError, type ProxyConfig, type Segment } from '@imapproxy/shared';
+import { completesTag, ImapScanner, ProtocolError, readClientCommand, type CommandUse, type ProxyConfig, type Segment } from '@imapproxy/shared';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import { nextTag } from '../backend/tags.js';
 import { ClientWriter } from './client-writer.js';
-import { commandEffects, type CommandEffects } from './command-effects.js';
 import { MailboxWatch } from './mailbox-watch.js';
+import { ReuseProof, untaggedSign, type TaintKind } from './reuse-proof.js';
 import { buildEntry, cacheableSelect, keepsSelectCache, sameMailbox, SELECT_CACHE_MAX_BYTES, selectCacheSlot, type SelectCacheSlot } from './select-cache.js';
 
 type RelayConfig = Pick<ProxyConfig, 'max_line_length' | 'max_pending_commands' | 'resync_timeout' | 'idle_timeout' | 'enable_select_cache'>;
@@ -40,19 +40,36 @@ export interface RelayHooks {
   selectCommand?(hit: boolean): void;
   /** Observers of both directions (protocol trace). */
   trace?: { client(data: Buffer): void; server(data: Buffer): void };
+  /** The session did something the proxy did not understand: its connection will not be cached (reuse-proof.ts). */
+  tainted?(kind: TaintKind, reason: string): void;
 }
 
 interface Outstanding {
   name: string;
-  effects: CommandEffects;
+  /** SELECT or EXAMINE. */
+  selects: boolean;
+  /** CLOSE or UNSELECT. */
+  unselects: boolean;
+  /** The command carried a literal: a refusal may mean the server read its data as commands. */
+  literal: boolean;
+  /** A STATUS the proxy let run on the mailbox an earlier session left selected. */
+  onInherited?: boolean;
 }
 
-/** A client SELECT held back while the proxy's NOOP finds out whether the cached reply is current. */
+/**
+ * A client command held back while the proxy's NOOP finds out whether the
+ * cached SELECT reply (and so the session's view of the inherited mailbox)
+ * is current: a SELECT of that mailbox, answered from the cache on a hit; or
+ * a STATUS of it (Roundcube sends one before its SELECT), which may then run
+ * on the inherited selection: a current view answers as a fresh login would.
+ */
 interface SelectCheck {
+  kind: 'select' | 'status';
   tag: string;
   mailbox: Buffer;
   /** The client's command line, sent to the server after all on a miss. */
   bytes: Buffer;
+  use: CommandUse | null;
 }
 
 /** The reply of a forwarded SELECT, collected to be cached once it completes OK. */
@@ -66,7 +83,8 @@ interface SelectStore {
 
 /** Server lines longer than this are still relayed; only their head is read. */
 const SERVER_LINE_LIMIT = Number.MAX_SAFE_INTEGER;
-const SERVER_HEAD = 64;
+/** Enough for the response code or the FETCH items that show session state (reuse-proof.ts). */
+const SERVER_HEAD = 256;
 /**
  * With the select cache the whole text of a response line is read (literal
  * data excepted): a FETCH's FLAGS may come after its ENVELOPE. Longer lines
@@ -75,16 +93,6 @@ const SERVER_HEAD = 64;
 const SERVER_HEAD_SELECT_CACHE = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 
-/**
- * Commands a session may send while it has inherited a selected mailbox
- * without knowing it: their replies do not depend on the selected mailbox, and
- * untagged news about it is kept from the client meanwhile. Anything else
- * (STATUS too: Dovecot answers it from the selected mailbox's view, which may
- * be stale) is preceded by an UNSELECT.
- */
-const HARMLESS_WHILE_INHERITED = new Set([
-  'CAPABILITY', 'NOOP', 'ID', 'NAMESPACE', 'LIST', 'LSUB', 'CREATE', 'SUBSCRIBE', 'UNSUBSCRIBE', 'GETQUOTA', 'GETQUOTAROOT',
-]);
 
 export class Relay {
   private readonly clientScanner: ImapScanner;
@@ -103,8 +111,17 @@ export class Relay {
   /** Tag of the command whose segments are arriving. */
   private currentTag: string | null = null;
   private authTag: string | null = null;
+  /** The server sent `+` for the current IDLE. */
+  private idleContinued = false;
   /** Tag of the command whose synchronising literal awaits the server's `+`. */
   private literalTag: string | null = null;
+  /** Synchronising literals sent and not yet answered by `+` (or refused). */
+  private literalsAwaiting = 0;
+  /** The lines so far of a client command that goes on after a literal, or null. */
+  private reading: Buffer[] | null = null;
+  private readonly proof: ReuseProof;
+  /** State kept with the selected mailbox ($, search updates): it is unselected, not kept, at the end. */
+  private selectionState: string | null = null;
   private compressTag: string | null = null;
   /** COMPRESS is active: bytes are passed through without being read. */
   private raw = false;
@@ -168,6 +185,7 @@ export class Relay {
     this.inherited = conn.selected;
     this.watch.strict = this.inherited;
     this.toClient = new ClientWriter(client, conn);
+    this.proof = new ReuseProof(conn, { tainted: (kind, reason) => hooks.tainted?.(kind, reason) });
     this.clientScanner = new ImapScanner(
       {
         segment: (seg, chunk, end) => this.onClientSegment(seg, chunk, end),
@@ -176,7 +194,8 @@ export class Relay {
           this.clientCursor = end;
         },
       },
-      { maxLineLength: config.max_line_length, headLimit: Math.min(config.max_line_length, 8192) },
+      // The whole line is read: every argument decides whether the session was understood.
+      { maxLineLength: config.max_line_length, headLimit: config.max_line_length },
     );
     this.serverScanner = new ImapScanner(
       {
@@ -280,9 +299,59 @@ export class Relay {
         this.currentTag = tagOf(seg.head);
         if (!this.onClientCommand(seg, bytes, end === chunk.length)) return;
       }
+    } else if (this.reading !== null) {
+      this.reading.push(seg.head);
+      if (seg.literal === null) this.finishReading();
     }
-    if (seg.literal !== null && !seg.literal.nonSync) this.literalTag = this.currentTag;
+    if (seg.literal !== null && !seg.literal.nonSync) {
+      this.literalTag = this.currentTag;
+      this.literalsAwaiting++;
+    }
     this.forwardClient.push(bytes);
+  }
+
+  /** The last line of a command that carried literals: now the whole command is known. */
+  private finishReading(): void {
+    const lines = this.reading!;
+    this.reading = null;
+    const { understanding } = readClientCommand(lines);
+    if (!understanding.understood) {
+      this.proof.taint(understanding.reason.startsWith('unknown') ? 'unknown_command' : 'unparsed_arguments', understanding.reason);
+      return;
+    }
+    const use = this.newEffects(understanding.use);
+    const entry = this.slot.entry;
+    if (entry !== null && !keepsSelectCache(use, entry.mailbox)) this.slot.entry = null;
+    this.applyUse(use);
+  }
+
+  /** Nothing outstanding, nothing queued, no IDLE or AUTHENTICATE in progress: a held command may be decided alone. */
+  private quiet(): boolean {
+    return this.outstanding.size === 0 && this.own.size === 0 && this.forwardClient.length === 0 && this.idleTag === null && this.authTag === null;
+  }
+
+  /**
+   * `use` with only the extensions it switches on that are not on yet: a
+   * STATUS HIGHESTMODSEQ on a connection with CONDSTORE on changes nothing.
+   * QRESYNC switches CONDSTORE on too (RFC 7162 §3.2.3).
+   */
+  private newEffects(use: CommandUse): CommandUse {
+    if (use.enables.length === 0) return use;
+    const all = new Set(use.enables);
+    if (all.has('QRESYNC')) all.add('CONDSTORE');
+    const fresh = [...all].filter((ext) => !this.conn.enabled.has(ext));
+    return fresh.length === use.enables.length && !all.has('QRESYNC') ? use : { ...use, enables: fresh };
+  }
+
+  /** What an understood command leaves in the session. */
+  private applyUse(use: CommandUse): void {
+    for (const ext of use.enables) this.conn.enabled.add(ext);
+    if (use.enables.length > 0) this.slot.entry = null;
+    if (use.irreversible !== null) this.conn.notReusable ??= use.irreversible;
+    if (use.selectionState !== null) {
+      this.selectionState = use.selectionState;
+      this.slot.entry = null;
+    }
   }
 
   /**
@@ -290,17 +359,20 @@ export class Relay {
    * `lastInChunk`: nothing follows it in the client's data so far.
    */
   private onClientCommand(seg: Segment, bytes: Buffer, lastInChunk: boolean): boolean {
-    const head = seg.head.toString('latin1');
-    const m = /^(\S+) ([A-Za-z]+)(?: ([A-Za-z]+))?/.exec(head);
-    if (!m) {
+    const complete = seg.literal === null;
+    // A command that goes on after a literal is read as far as its first
+    // line now (what must be decided before it goes out) and whole at its end.
+    const reading = readClientCommand([seg.head], !complete);
+    const understanding = reading.understanding;
+    const tag = reading.tag;
+    if (tag === null || reading.name === '') {
       // Not a command the proxy can read (the server will answer BAD); it has
       // no tag to wait for, so nothing is tracked.
+      if (!understanding.understood) this.proof.taint('unparsed_arguments', understanding.reason);
       if (this.inherited) this.unselectInherited();
       return true;
     }
-    const tag = m[1]!;
-    let name = m[2]!.toUpperCase();
-    if (name === 'UID' && m[3]) name = `UID ${m[3].toUpperCase()}`;
+    const name = understanding.understood ? understanding.use.name : reading.name;
     if (name === 'LOGOUT') {
       // What came before it is queued; it goes out with the clean-up command in one write (beginLogout).
       this.clientScanner.pause();
@@ -311,49 +383,66 @@ export class Relay {
       this.abort('* BYE Too many commands in progress\r\n', `more than ${this.config.max_pending_commands} commands pending`);
       return false;
     }
-    // The proxy read the command's whole first line (its head is not cut short).
-    const lineRead = seg.head.length === seg.length;
+    if (this.outstanding.has(tag) || this.own.has(tag)) this.proof.taint('untracked_tag', 'a tag already in use');
+    if (!understanding.understood) {
+      this.proof.taint(understanding.reason.startsWith('unknown') ? 'unknown_command' : 'unparsed_arguments', understanding.reason);
+    }
+    if (!complete) this.reading = [seg.head];
+    const use = understanding.understood ? this.newEffects(understanding.use) : null;
+    if (name === 'STATUS' && this.inherited && complete && use !== null && use.mailbox !== null && this.slot.entry !== null) {
+      if (!sameMailbox(this.slot.entry.mailbox, use.mailbox)) {
+        // The STATUS of another mailbox is read from that mailbox, whatever is selected.
+        this.sendCommand(tag, name, { ...use, independentOfSelection: true }, complete, null);
+        return true;
+      }
+      if (lastInChunk && this.quiet() && this.slot.statusOk !== null) {
+        this.startSelectCheck({ kind: 'status', tag, mailbox: use.mailbox, bytes: Buffer.from(bytes), use });
+        return false;
+      }
+    }
     if (name === 'SELECT' && this.selectCache) {
-      const mailbox = lineRead && seg.literal === null ? cacheableSelect(head) : null;
+      const mailbox = complete ? cacheableSelect(seg.head.toString('latin1')) : null;
       const entry = this.slot.entry;
       // Only when the SELECT is all the client asked for: nothing outstanding,
       // nothing after it, no IDLE or AUTHENTICATE in progress.
-      if (mailbox !== null && entry !== null && sameMailbox(entry.mailbox, mailbox) && this.conn.selected && lastInChunk
-        && this.outstanding.size === 0 && this.own.size === 0 && this.forwardClient.length === 0 && this.idleTag === null && this.authTag === null
-        && this.conn.enabled.size === 0) {
-        this.startSelectCheck({ tag, mailbox, bytes: Buffer.from(bytes) });
+      if (mailbox !== null && entry !== null && sameMailbox(entry.mailbox, mailbox) && this.conn.selected && lastInChunk && this.quiet()) {
+        this.startSelectCheck({ kind: 'select', tag, mailbox, bytes: Buffer.from(bytes), use });
         return false;
       }
       this.hooks.selectCommand?.(false);
-      this.sendCommand(tag, name, head, lineRead, seg.literal !== null, mailbox);
+      this.sendCommand(tag, name, use, complete, mailbox);
       return true;
     }
-    this.sendCommand(tag, name, head, lineRead, seg.literal !== null, null);
+    this.sendCommand(tag, name, use, complete, null);
     return true;
   }
 
   /**
    * Bookkeeping for a client command on its way to the server (its bytes are
-   * queued by the caller). `cacheable`: the mailbox of a SELECT whose reply
-   * may be stored.
+   * queued by the caller). `use`: what the command does, as far as it is
+   * known (`complete`: all of it; else its first line), null when it is not
+   * understood. `cacheable`: the mailbox of a SELECT whose reply may be stored.
    */
-  private sendCommand(tag: string, name: string, head: string, lineRead: boolean, literal: boolean, cacheable: Buffer | null): void {
-    if (this.inherited && !this.mayRunOnInherited(name, head)) this.unselectInherited();
-    const effects = commandEffects(name, head);
+  private sendCommand(tag: string, name: string, use: CommandUse | null, complete: boolean, cacheable: Buffer | null): void {
+    if (this.inherited && !this.mayRunOnInherited(complete && use !== null && use.independentOfSelection)) this.unselectInherited();
     const entry = this.slot.entry;
-    if (entry !== null && (effects.enables.length > 0 || !keepsSelectCache(name, head, lineRead, literal, entry.mailbox))) this.slot.entry = null;
+    if (entry !== null && !keepsSelectCache(use, entry.mailbox)) this.slot.entry = null;
     // A reply is only collected when it cannot mix with another command's.
     this.store = null;
-    if (cacheable !== null && this.outstanding.size === 0 && this.conn.enabled.size === 0 && effects.enables.length === 0 && this.serverScanner.atBoundary) {
+    // (With extensions on, the reply is stored under them: the connection only
+    // ever serves sessions with the same ones, and an entry never outlives a
+    // change of them, applyUse.)
+    if (cacheable !== null && this.outstanding.size === 0 && use !== null && use.enables.length === 0 && this.serverScanner.atBoundary) {
       this.store = { tag, mailbox: cacheable, parts: [], size: 0, tooLarge: false };
     }
-    this.outstanding.set(tag, { name, effects });
-    if (effects.selects) this.conn.selected = true;
-    for (const ext of effects.enables) this.conn.enabled.add(ext);
-    if (effects.notReusable) this.conn.notReusable ??= effects.notReusable;
+    const selects = name === 'SELECT' || name === 'EXAMINE';
+    this.outstanding.set(tag, { name, selects, unselects: name === 'CLOSE' || name === 'UNSELECT', literal: !complete });
+    if (selects) this.conn.selected = true;
+    if (complete && use !== null) this.applyUse(use);
     if (name === 'IDLE') {
       this.idleTag = tag;
       this.idleDone = false;
+      this.idleContinued = false;
     }
     if (name === 'AUTHENTICATE') this.authTag = tag;
     if (name === 'COMPRESS') this.compressTag = tag;
@@ -405,14 +494,22 @@ export class Relay {
     this.check = null;
     this.watch.strict = this.inherited;
     if (this.phase !== 'relay') {
-      // The client left meanwhile: its SELECT never reached the server.
+      // The client left meanwhile: its command never reached the server.
       this.maybeDone();
       return;
     }
     // The watch has dropped the entry if the NOOP reported anything but plain
     // status lines, which went on to the client as they came.
     const entry = this.slot.entry;
-    if (status === 'OK' && entry !== null && sameMailbox(entry.mailbox, check.mailbox) && this.conn.selected) {
+    const current = status === 'OK' && entry !== null && sameMailbox(entry.mailbox, check.mailbox) && this.conn.selected;
+    if (check.kind === 'status') {
+      // Current: the STATUS runs on the inherited selection. Else sendCommand unselects first.
+      this.sendCommand(check.tag, 'STATUS', current && check.use !== null ? { ...check.use, independentOfSelection: true } : check.use, true, null);
+      const sent = this.outstanding.get(check.tag);
+      if (sent && this.inherited) sent.onInherited = true;
+      this.forwardClient.push(check.bytes);
+      this.flushClient();
+    } else if (current) {
       this.hooks.selectCommand?.(true);
       const closed = this.clientSelected && this.slot.closedLine !== null ? this.slot.closedLine : EMPTY;
       this.writeClient(Buffer.concat([closed, entry.body, Buffer.from(`${check.tag} ${entry.status}\r\n`, 'latin1')]));
@@ -425,7 +522,7 @@ export class Relay {
       // The client's own SELECT after all. A session that had nothing
       // selected must not see the `* OK [CLOSED]` of the inherited mailbox:
       // it is unselected first.
-      this.sendCommand(check.tag, 'SELECT', check.bytes.toString('latin1').replace(/\r?\n$/, ''), true, false, check.mailbox);
+      this.sendCommand(check.tag, 'SELECT', check.use, true, check.mailbox);
       this.forwardClient.push(check.bytes);
       this.flushClient();
     }
@@ -460,17 +557,21 @@ export class Relay {
    */
   private keepsSelection(syncPoint = false): boolean {
     if (!this.conn.selected) return false;
+    // A saved search result or search updates live as long as the selection.
+    if (this.selectionState !== null) return false;
     // Without the cache a sync point (a resync) costs a round trip anyway: it is the UNSELECT then.
     return this.selectCache ? this.slot.entry !== null : !syncPoint;
   }
 
   /**
    * A command that may reach the server while the mailbox an earlier session
-   * left selected still is (HARMLESS_WHILE_INHERITED). Without the select
-   * cache none: nothing is gained by keeping the mailbox any longer.
+   * left selected still is: one whose reply does not depend on the selection
+   * (CommandUse.independentOfSelection; untagged news about the mailbox is
+   * kept from the client meanwhile). Without the select cache none: nothing
+   * is gained by keeping the mailbox any longer.
    */
-  private mayRunOnInherited(name: string, head: string): boolean {
-    return this.selectCache && HARMLESS_WHILE_INHERITED.has(name) && !(name === 'LIST' && /\bSTATUS\b/i.test(head));
+  private mayRunOnInherited(independentOfSelection: boolean): boolean {
+    return this.selectCache && independentOfSelection;
   }
 
   // --- server -> client ----------------------------------------------------
@@ -608,9 +709,11 @@ export class Relay {
     const b0 = seg.head[0];
     if (b0 === 0x2a /* * */) {
       if (!watching) {
+        this.checkUntagged(seg.head);
         this.beginResponse('forward', end);
         return;
       }
+      this.checkUntagged(seg.head);
       const kind = this.watch.begin(seg);
       // News about a mailbox the client does not know is selected stays here.
       this.beginResponse(this.inherited && (kind === 'mailbox' || kind === 'fetch') ? 'drop' : 'forward', end);
@@ -618,12 +721,20 @@ export class Relay {
       return;
     }
     if (b0 === 0x2b /* + */) {
-      this.literalTag = null;
+      if (this.literalsAwaiting > 0) {
+        this.literalsAwaiting--;
+        if (this.literalsAwaiting === 0) this.literalTag = null;
+      } else if (this.idleTag !== null && !this.idleContinued) {
+        this.idleContinued = true;
+      } else if (this.authTag === null) {
+        this.proof.taint('unexpected_continuation', 'a continuation request no command waited for');
+      }
       this.beginResponse('forward', end);
       return;
     }
     const sp = seg.head.indexOf(0x20);
     if (sp <= 0) {
+      this.proof.taint('unexpected_response', 'a server line that is neither tagged nor untagged');
       this.beginResponse('forward', end);
       return;
     }
@@ -637,40 +748,66 @@ export class Relay {
       return;
     }
     const cmd = this.outstanding.get(tag);
-    if (!cmd || !completesTag(seg.head, Buffer.from(tag, 'latin1'))) {
+    if (!cmd || !completesTag(seg.head, Buffer.from(tag, 'latin1')) || status === '') {
+      this.proof.taint('untracked_tag', 'a tagged reply to no command the proxy tracked');
       this.beginResponse('forward', end);
       return;
+    }
+    if (cmd.literal && status !== 'OK') {
+      // The server may have refused the command before reading its literal,
+      // and then read the literal's bytes as commands of their own.
+      this.proof.taint('refused_literal', `${status} to ${cmd.name} with a literal`);
     }
     if (this.store !== null && this.store.tag === tag) {
       // Everything before this line is the reply's untagged part.
       this.flushForward();
       this.finishStore(status, seg);
     }
+    if (cmd.name === 'STATUS' && status === 'OK' && seg.head.length === seg.length && seg.literal === null) {
+      const text = seg.head.toString('latin1', sp + 1);
+      if (!/^OK \[CLIENTBUG\]/i.test(text)) {
+        this.slot.statusOk = text;
+      } else if (cmd.onInherited === true && this.slot.statusOk !== null) {
+        // The client did not select this mailbox: what a fresh login hears (SelectCacheSlot.statusOk).
+        this.beginResponse('drop', end);
+        this.writeClient(Buffer.from(`${tag} ${this.slot.statusOk}\r\n`, 'latin1'));
+        this.completed(tag, cmd, status, end);
+        return;
+      }
+    }
     this.beginResponse('forward', end);
+    this.completed(tag, cmd, status, end);
+  }
+
+  /** The bookkeeping of a client command's tagged reply. */
+  private completed(tag: string, cmd: Outstanding, status: string, end: number): void {
     this.outstanding.delete(tag);
     if (this.literalTag === tag) {
       // The server refused the literal: the client will not send its bytes.
       this.literalTag = null;
+      this.literalsAwaiting = 0;
       this.clientScanner.cancelLiteral();
     }
     if (tag === this.idleTag) this.idleTag = null;
     if (tag === this.authTag) this.authTag = null;
-    if (cmd.effects.unselects && status === 'OK') {
+    if (cmd.unselects && status === 'OK') {
       // ...unless a SELECT/EXAMINE sent after it is still on its way: pipelined
       // SELECT, UNSELECT, SELECT left the last mailbox selected on a connection
       // then cached as unselected, and the next session started inside it
       // (found by test/soak-short.test.ts; B4).
-      if (![...this.outstanding.values()].some((o) => o.effects.selects)) this.conn.selected = false;
+      if (![...this.outstanding.values()].some((o) => o.selects)) this.conn.selected = false;
       this.clientSelected = false;
       this.slot.entry = null;
+      // A saved result and search updates end with the selection.
+      this.selectionState = null;
     }
-    if (cmd.effects.selects) {
+    if (cmd.selects) {
       if (status === 'OK') this.clientSelected = true;
       // A failed SELECT/EXAMINE leaves no mailbox selected (RFC 3501 §6.3.1),
       // unless another one is still on its way.
       if (status === 'NO') {
         this.clientSelected = false;
-        if (![...this.outstanding.values()].some((o) => o.effects.selects)) this.conn.selected = false;
+        if (![...this.outstanding.values()].some((o) => o.selects)) this.conn.selected = false;
       }
     }
     if (tag === this.compressTag) {
@@ -689,6 +826,23 @@ export class Relay {
       }
     }
     if (this.phase === 'logout' && this.outstanding.size === 0) this.finishLogoutForClient();
+  }
+
+  /** The server's second word on what this session switched on (reuse-proof.ts). */
+  private checkUntagged(head: Buffer): void {
+    const sign = untaggedSign(head);
+    if (sign === null) return;
+    const condstore = this.conn.enabled.has('CONDSTORE') || this.conn.enabled.has('QRESYNC');
+    const waiting = (what: (o: Outstanding) => boolean): boolean => [...this.outstanding.values()].some(what);
+    if (sign === 'enabled' && !waiting((o) => o.name === 'ENABLE')) {
+      this.proof.taint('unexpected_response', 'ENABLED without an ENABLE');
+    } else if (sign === 'highestmodseq' && !condstore && !waiting((o) => o.selects)) {
+      this.proof.taint('unexpected_response', 'HIGHESTMODSEQ outside a SELECT');
+    } else if (sign === 'fetch-modseq' && !condstore) {
+      this.proof.taint('unexpected_response', 'MODSEQ in a FETCH without CONDSTORE');
+    } else if (sign === 'search-update' && this.selectionState === null) {
+      this.proof.taint('unexpected_response', 'a search update nobody asked for');
+    }
   }
 
   // --- ending ----------------------------------------------------------------

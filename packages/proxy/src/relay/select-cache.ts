@@ -16,6 +16,7 @@
 //   the entry): everything but a list of read-only commands. When unsure, drop.
 // The relay keeps the entry in step with the server's responses (mailbox-watch.ts).
 
+import type { CommandUse } from '@imapproxy/shared';
 import type { BackendConnection } from '../backend/backend-connection.js';
 
 /** Largest SELECT reply kept (untagged part). Larger replies are relayed whole and not cached. */
@@ -49,6 +50,15 @@ export interface SelectCacheSlot {
    * selected starts with it, as the server's own reply would.
    */
   closedLine: Buffer | null;
+  /**
+   * The text of the server's tagged OK to a STATUS of a mailbox that was not
+   * selected (`OK Status completed.`), once one was seen on this connection.
+   * Dovecot answers a STATUS of the selected mailbox `OK [CLIENTBUG] Status on
+   * selected mailbox completed.`: when the proxy runs a session's STATUS on the
+   * mailbox an earlier session left selected, the session gets this text, as
+   * a fresh login would, and without it the proxy unselects first.
+   */
+  statusOk: string | null;
 }
 
 // A WeakMap rather than a field: the slot belongs to the relay's view of the
@@ -57,7 +67,7 @@ const slots = new WeakMap<BackendConnection, SelectCacheSlot>();
 
 export function selectCacheSlot(conn: BackendConnection): SelectCacheSlot {
   let slot = slots.get(conn);
-  if (!slot) slots.set(conn, (slot = { entry: null, closedLine: null }));
+  if (!slot) slots.set(conn, (slot = { entry: null, closedLine: null, statusOk: null }));
   return slot;
 }
 
@@ -113,46 +123,19 @@ export function cacheableSelect(head: string): Buffer | null {
 // --- what a client command does to the cached reply --------------------------
 
 /**
- * Commands that never change the selected mailbox, its selection or the
- * state a SELECT reply shows (counts, UIDNEXT, UIDVALIDITY, flags, first
- * unseen). Changes other sessions make arrive as untagged responses to these
- * as well; the relay watches those separately.
+ * Whether the cached reply for `cached` is still right after a client command
+ * reaches the server. `use` is what the command-traits table says of it (as
+ * far as its first line goes, for a command that goes on after a literal);
+ * null when it is not understood. Changes other sessions make arrive as
+ * untagged responses; the relay watches those separately.
  */
-const READ_ONLY = new Set([
-  'CAPABILITY', 'NOOP', 'CHECK', 'IDLE', 'ID', 'NAMESPACE',
-  'LIST', 'LSUB', 'XLIST', 'STATUS', 'CREATE', 'SUBSCRIBE', 'UNSUBSCRIBE',
-  'SEARCH', 'UID SEARCH', 'ESEARCH', 'SORT', 'UID SORT', 'THREAD', 'UID THREAD',
-  'GETQUOTA', 'GETQUOTAROOT', 'GETACL', 'MYRIGHTS', 'LISTRIGHTS', 'GETMETADATA',
-]);
-
-/** FETCH items that set \Seen (everything but the .PEEK forms, RFC822.HEADER and RFC822.SIZE). */
-const SETS_SEEN = /(?:^|[\s(])(?:BODY|BINARY)\[|(?:^|[\s(])RFC822(?:\.TEXT)?(?=[\s)]|$)/i;
-
-/**
- * Whether the cached reply for `cached` is still right after the client
- * command `name` reaches the server. `head` is its first line, `lineRead`
- * when the proxy has all of that line, `literal` when a literal follows it.
- */
-export function keepsSelectCache(name: string, head: string, lineRead: boolean, literal: boolean, cached: Buffer): boolean {
-  if (READ_ONLY.has(name)) return true;
-  if (!lineRead) return false;
-  if (name === 'FETCH' || name === 'UID FETCH') {
-    // Items after a literal are not in sight.
-    return !literal && !SETS_SEEN.test(head.slice(head.indexOf(' ') + 1 + name.length + 1));
-  }
-  // APPEND and COPY into another mailbox leave this one alone (the message
-  // of an APPEND is the literal after the first line).
-  let target: Buffer | null = null;
-  if (name === 'APPEND') {
-    const m = /^\S+ APPEND /i.exec(head);
-    if (m) target = readAstring(head, m[0].length)?.value ?? null;
-  } else if (name === 'COPY' || name === 'UID COPY') {
-    const m = /^\S+ (?:UID )?COPY \S+ /i.exec(head);
-    const mailbox = m ? readAstring(head, m[0].length) : null;
-    // The whole command is `tag COPY set mailbox`: a literal would be the mailbox.
-    if (mailbox && mailbox.end === head.length && !literal) target = mailbox.value;
-  }
-  return target !== null && !sameMailbox(target, cached);
+export function keepsSelectCache(use: CommandUse | null, cached: Buffer): boolean {
+  if (use === null) return false;
+  if (use.enables.length > 0 || use.selectionState !== null || use.irreversible !== null) return false;
+  if (use.touches === 'nothing') return true;
+  if (use.touches === 'selected') return false;
+  // APPEND and COPY into another mailbox leave this one alone.
+  return !sameMailbox(use.touches.mailbox, cached);
 }
 
 // --- storing a reply -----------------------------------------------------------

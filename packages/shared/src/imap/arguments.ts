@@ -20,6 +20,16 @@ export interface ParsedCommand {
 
 export class ArgumentError extends Error {}
 
+export interface ParseOptions {
+  /**
+   * The grammar of the authenticated state (RFC 3501 §9): `*` and `%` in
+   * atoms (sequence sets `1:*`, list wildcards) and bracketed sections inside
+   * an atom (`BODY.PEEK[HEADER.FIELDS (From To)]<0.512>`), which may hold
+   * spaces, parentheses and quoted strings. Before login neither is valid.
+   */
+  authenticated?: boolean;
+}
+
 const SP = 0x20;
 const DQUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -59,8 +69,8 @@ export function readTagAndName(firstSegment: Buffer): { tag: string; name: strin
  * Parses the arguments of a command after its name. Throws ArgumentError with
  * a short reason on any syntax error.
  */
-export function parseArguments(cmd: RawCommand, start: number): Arg[] {
-  const p = new Cursor(cmd, start);
+export function parseArguments(cmd: RawCommand, start: number, options: ParseOptions = {}): Arg[] {
+  const p = new Cursor(cmd, start, options.authenticated === true);
   const args: Arg[] = [];
   const stack: Arg[][] = [args];
   let needSpace = true;
@@ -93,7 +103,7 @@ export function parseArguments(cmd: RawCommand, start: number): Arg[] {
 class Cursor {
   private seg = 0;
   private pos: number;
-  constructor(private readonly cmd: RawCommand, start: number) {
+  constructor(private readonly cmd: RawCommand, start: number, private readonly authenticated: boolean) {
     this.pos = start;
   }
 
@@ -117,6 +127,11 @@ class Cursor {
     const b = this.peek();
     if (b === DQUOTE) return this.readQuoted();
     if (b === 0x7b /* { */) return this.readLiteral();
+    // `~{n}`: a literal8 (RFC 3516, APPEND of binary data).
+    if (b === 0x7e && this.authenticated && this.buf[this.pos + 1] === 0x7b) {
+      this.pos++;
+      return this.readLiteral();
+    }
     return this.readAtom();
   }
 
@@ -161,12 +176,44 @@ class Cursor {
     const buf = this.buf;
     const start = this.pos;
     // `]` is allowed inside an atom argument (resp-specials only matter to servers).
-    while (this.pos < buf.length && (isAtomChar(buf[this.pos]!) || buf[this.pos] === 0x5d)) this.pos++;
+    while (this.pos < buf.length) {
+      const c = buf[this.pos]!;
+      if (this.authenticated && c === 0x5b /* [ */) this.pos = sectionEnd(buf, this.pos);
+      else if (isAtomChar(c) || c === 0x5d) this.pos++;
+      // `\Seen`: a flag is an atom after a backslash (RFC 3501 flag-extension).
+      else if (this.authenticated && (c === 0x2a /* * */ || c === 0x25 /* % */ || (c === BACKSLASH && this.pos === start))) this.pos++;
+      else break;
+    }
     if (this.pos === start) throw new ArgumentError('expected an argument');
     const value = buf.toString('latin1', start, this.pos);
     if (value.toUpperCase() === 'NIL') return { kind: 'nil' };
     return { kind: 'atom', value };
   }
+}
+
+/**
+ * The index after the `]` that closes the section opened at `open`, on the
+ * same line: quoted strings and nested parentheses inside are skipped, a
+ * literal is not allowed there.
+ */
+function sectionEnd(buf: Buffer, open: number): number {
+  let depth = 0;
+  for (let i = open + 1; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (c === DQUOTE) {
+      for (i++; i < buf.length && buf[i] !== DQUOTE; i++) if (buf[i] === BACKSLASH) i++;
+      if (i >= buf.length) break;
+    } else if (c === 0x28) {
+      depth++;
+    } else if (c === 0x29) {
+      if (--depth < 0) throw new ArgumentError('unbalanced parenthesis in a section');
+    } else if (c === 0x7b /* { */ || c < 0x20 || c === 0x7f) {
+      throw new ArgumentError('invalid character in a section');
+    } else if (c === 0x5d && depth === 0) {
+      return i + 1;
+    }
+  }
+  throw new ArgumentError('unterminated section');
 }
 
 /** The bytes of a string-like argument (atom, quoted, literal), else null. */

@@ -4,3 +4,5 @@ export * from './arguments.js';
 export * from './strings.js';
 export * from './capabilities.js';
 export * from './response.js';
+export * from './command-traits.js';
+export * from './client-command.js';
