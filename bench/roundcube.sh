@@ -5,7 +5,7 @@
 #
 #   bash bench/roundcube.sh
 #   bash bench/roundcube.sh --clients 8 --seconds 30 --cache on --targets ours,c
-# Options: --clients N --seconds S --warmup S --rounds N --targets direct,ours,c --cache off|on|both
+# Options: --clients N --seconds S --warmup S --rounds N --targets direct,ours,c --cache off|on|both --select-cache on|off
 # Root is needed (Dovecot and the proxies start as root and drop privileges).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -21,12 +21,12 @@ import {
   flagDeletedElsewhere, mailboxState, pageView, roundcubeWalk, type MessageState,
 } from '../helpers/roundcube-walk.js';
 
-interface Options { clients: number; seconds: number; warmup: number; rounds: number; targets: Target[]; caches: boolean[] }
+interface Options { clients: number; seconds: number; warmup: number; rounds: number; targets: Target[]; caches: boolean[]; selectCache: boolean }
 type Target = 'direct' | 'ours' | 'c';
 const TARGET_NAME: Record<Target, string> = { direct: 'direct Dovecot', ours: 'ours (imapproxy-ts)', c: 'C original 1.2.8' };
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { clients: 4, seconds: 15, warmup: 3, rounds: 1, targets: ['direct', 'ours', 'c'], caches: [false, true] };
+  const o: Options = { clients: 4, seconds: 15, warmup: 3, rounds: 1, targets: ['direct', 'ours', 'c'], caches: [false, true], selectCache: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[i + 1];
@@ -48,8 +48,12 @@ function parseArgs(argv: string[]): Options {
       if (v !== 'off' && v !== 'on' && v !== 'both') throw new Error(`--cache: off, on or both, not ${v}`);
       o.caches = v === 'both' ? [false, true] : [v === 'on'];
       i++;
+    } else if (a === '--select-cache') {
+      if (v !== 'off' && v !== 'on') throw new Error(`--select-cache: off or on, not ${v}`);
+      o.selectCache = v === 'on';
+      i++;
     } else if (a === '--help' || a === '-h') {
-      console.log('bench/roundcube.sh [--clients N] [--seconds S] [--warmup S] [--rounds N] [--targets direct,ours,c] [--cache off|on|both]');
+      console.log('bench/roundcube.sh [--clients N] [--seconds S] [--warmup S] [--rounds N] [--targets direct,ours,c] [--cache off|on|both] [--select-cache on|off]');
       process.exit(0);
     } else throw new Error(`unknown option ${a} (--help)`);
   }
@@ -94,9 +98,10 @@ function proxyCounters(statFile: string): Counters {
 }
 
 async function oneRun(dovecot: Dovecot, o: Options, target: Target, cache: boolean, walkUser: string): Promise<Row> {
+  const extraConf = `enable_select_cache ${o.selectCache ? 'yes' : 'no'}`;
   const proxy = target === 'ours'
-    ? await startProxy({ serverPort: dovecot.port, extraConf: 'enable_select_cache yes' })
-    : target === 'c' ? await startCImapproxy({ serverPort: dovecot.port, extraConf: 'enable_select_cache yes' }) : undefined;
+    ? await startProxy({ serverPort: dovecot.port, extraConf })
+    : target === 'c' ? await startCImapproxy({ serverPort: dovecot.port, extraConf }) : undefined;
   const imapPort = proxy?.port ?? dovecot.port;
   const rc = await startRoundcube({ imapPort, cache, workers: Math.max(2, o.clients) });
   const pass = (u: string): string => dovecot.users.find((x) => x.user === u)!.pass;
@@ -192,7 +197,11 @@ interface Summary {
   stateEqual: boolean | null;
 }
 
-const median = (xs: number[]): number => quantile([...xs].sort((a, b) => a - b), 0.5);
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 
 function summarise(rows: Row[]): Summary[] {
   const out: Summary[] = [];
@@ -236,7 +245,7 @@ function table(rows: Row[], o: Options): string {
   ]);
   return [
     `Roundcube 1.6 page views (mail page + list + preview of read mail), ${o.clients} concurrent users, ${o.seconds} s window after ${o.warmup} s warm-up, ` +
-      `${o.rounds} round(s) (rates and times: median (min-max) over rounds; counts: sums), both proxies enable_select_cache yes`,
+      `${o.rounds} round(s) (rates and times: median (min-max) over rounds; counts: sums), both proxies enable_select_cache ${o.selectCache ? 'yes' : 'no'}`,
     '',
     `| ${head.join(' | ')} |`,
     `|${head.map(() => '---').join('|')}|`,
