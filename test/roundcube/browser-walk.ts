@@ -61,6 +61,7 @@ async function main(): Promise<void> {
       await page.screenshot({ path: file });
       shots.push(file);
     };
+    try {
     await page.goto(rc.url);
     await page.waitForSelector('#rcmloginuser');
     await shot('login');
@@ -75,7 +76,11 @@ async function main(): Promise<void> {
     await shot('preview');
     // Delete = move to Trash (Roundcube's default with a Trash folder)
     await page.click(row(3));
-    await page.keyboard.press('Delete');
+    // Roundcube ignores commands while a request (the preview) is running
+    await page.waitForFunction(`(() => { const f = document.querySelector('#messagecontframe'); return !window.rcmail.busy && f && f.contentDocument && f.contentDocument.readyState === 'complete' && f.contentDocument.body.textContent.includes('Nachricht 3'); })()`);
+    // the toolbar's Delete, enabled once the row is selected (a Delete key press can
+    // go to the preview frame instead of the list)
+    await page.click('#toolbar-menu a.delete:not(.disabled)');
     await page.locator(row(3)).waitFor({ state: 'hidden' });
     await shot('deleted');
     await page.click('#mailboxlist li.trash a');
@@ -86,6 +91,10 @@ async function main(): Promise<void> {
     await page.click('a.logout');
     await page.waitForSelector('#rcmloginuser');
     await shot('logged-out');
+    } catch (err) {
+      await shot('failure').catch(() => undefined);
+      throw err;
+    }
     logins = (await dovecot.loginCount('user1')) - loginsBefore;
   } finally {
     await browser.close();
