@@ -21,12 +21,16 @@ for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat \
   "$debs/cyrus-imapd/usr/lib/cyrus/bin/imapd" "$debs/courier-imap/usr/bin/imapd"; do
   [ -x "$b" ] || missing+=("$b")
 done
+# Roundcube (test/roundcube.test.ts): PHP CLI, its sqlite driver, sqlite3, roundcube-core
+for f in /usr/bin/php /usr/bin/sqlite3 /etc/php/8.2/mods-available/pdo_sqlite.ini /usr/share/roundcube/index.php; do
+  [ -e "$f" ] || missing+=("$f")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     bash scripts/install-system-deps.sh || summary_fail "install system packages (scripts/install-system-deps.sh)"
   else
     echo "test.sh: missing ${missing[*]}; the integration tests need the Debian packages" \
-      "dovecot-imapd, imapproxy, cyrus and courier. Run as root: bash scripts/install-system-deps.sh" >&2
+      "dovecot-imapd, imapproxy, cyrus, courier and Roundcube. Run as root: bash scripts/install-system-deps.sh" >&2
     summary_fail "system packages missing: ${missing[*]}"
   fi
 fi
