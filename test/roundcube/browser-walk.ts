@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   const rc = await startRoundcube({ imapPort: proxy.port });
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_FLAGS });
   const shots: string[] = [];
-  let logins = 0;
+  let logins: number;
   try {
     await flagDeletedElsewhere(dovecot.port, 'user1', 'pass1');
     const loginsBefore = await dovecot.loginCount('user1');
