@@ -128,6 +128,16 @@ test('max_server_connections_per_user: a tagged NO [LIMIT] without a server logi
     await wrong.close();
     await b.command('b2 LOGOUT');
     for (const x of [a, b, c]) await x.close();
+    // other spellings of the name are the same account at the server: they share its limit
+    const flushed = await runCtl(['-f', p.confFile, 'flush']);
+    t.is(flushed.code, 0);
+    const x = await RawClient.connect(p.port);
+    const y = await RawClient.connect(p.port);
+    const z = await RawClient.connect(p.port);
+    t.is((await x.command('x1 LOGIN User8 pass8')).at(-1), 'x1 OK User logged in');
+    t.is((await y.command('y1 LOGIN USER8 pass8')).at(-1), 'y1 OK User logged in');
+    t.deepEqual(await z.command('z1 LOGIN user8 pass8'), ['z1 NO [LIMIT] LOGIN failed: too many connections for this user']);
+    for (const w of [x, y, z]) await w.close();
   });
 });
 

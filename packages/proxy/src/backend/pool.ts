@@ -16,9 +16,10 @@ import type { BackendConnection } from './backend-connection.js';
 import type { CredentialKey } from './credential-key.js';
 import { PoolFullError, UserLimitError } from './errors.js';
 import { nextTag } from './tags.js';
+import { userMatchKey } from '../admin/user-match.js';
 import type { Logger } from '../log/logger.js';
 
-type PoolConfig = Pick<ProxyConfig, 'cache_size' | 'cache_expiration_time' | 'max_reuse_age' | 'max_reuse_count' | 'max_server_connections_per_user'>;
+type PoolConfig = Pick<ProxyConfig, 'cache_size' | 'cache_expiration_time' | 'max_reuse_age' | 'max_reuse_count' | 'max_server_connections_per_user' | 'user_match_exact'>;
 
 interface CachedEntry {
   conn: BackendConnection;
@@ -29,11 +30,14 @@ interface CachedEntry {
   /** When it was cached, and for whom it last worked (imapproxyctl dump). */
   cachedAt: number;
   client: string;
+  /** The account it counts against (shareOf). */
+  share: string;
 }
 
 interface ActiveInfo {
   user: string;
   client: string;
+  share: string;
 }
 
 export interface PoolEntryInfo {
@@ -59,8 +63,9 @@ export class BackendPool {
   private readonly lru = new Set<CachedEntry>();
   /** Connections in use by a client, for dumps. */
   private readonly active = new Map<BackendConnection, ActiveInfo>();
-  /** Per user: connections in use, and being opened (reserve(user) until attach/unreserve). */
+  /** Per account (shareOf): connections in use, cached, and being opened (reserve(user) until attach/unreserve). */
   private readonly activeOf = new Map<string, number>();
+  private readonly cachedOf = new Map<string, number>();
   private readonly openingOf = new Map<string, number>();
   /** Server connections counted against cache_size: active, cached and opening. */
   private held = 0;
@@ -162,32 +167,49 @@ export class BackendPool {
       this.held--;
     }
     this.held++;
-    if (user !== undefined) bump(this.openingOf, user, 1);
+    if (user !== undefined) bump(this.openingOf, this.shareOf(user), 1);
   }
 
   /** The reserved slot was not used (the server login failed). */
   unreserve(user?: string): void {
-    if (user !== undefined) bump(this.openingOf, user, -1);
+    if (user !== undefined) bump(this.openingOf, this.shareOf(user), -1);
     this.dropHeld();
   }
 
   /** A newly logged-in connection goes to a client. */
   attach(conn: BackendConnection, user: string, client = ''): void {
-    bump(this.openingOf, user, -1);
+    bump(this.openingOf, this.shareOf(user), -1);
     conn.state = 'active';
     this.markActive(conn, user, client);
   }
 
-  /** Server connections of `user`: in use, cached and being opened. */
+  /**
+   * The account a login name counts against for max_server_connections_per_user:
+   * the name as the server matches it (admin/user-match.ts), so that `Alice`,
+   * `ALICE` and `alice` share one limit instead of each having its own.
+   */
+  private shareOf(user: string): string {
+    return userMatchKey(Buffer.from(user, 'latin1').toString('utf8'), this.config.user_match_exact);
+  }
+
+  /** Server connections of `user`'s account: in use, cached and being opened. */
   heldBy(user: string): number {
-    return (this.activeOf.get(user) ?? 0) + (this.byUser.get(user)?.length ?? 0) + (this.openingOf.get(user) ?? 0);
+    const share = this.shareOf(user);
+    return (this.activeOf.get(share) ?? 0) + (this.cachedOf.get(share) ?? 0) + (this.openingOf.get(share) ?? 0);
   }
 
   private makeRoomFor(user: string): void {
     const limit = this.config.max_server_connections_per_user;
     if (limit === 0) return;
+    const share = this.shareOf(user);
     while (this.heldBy(user) >= limit) {
-      const oldest = this.byUser.get(user)?.[0];
+      let oldest: CachedEntry | undefined;
+      for (const e of this.lru) {
+        if (e.share === share) {
+          oldest = e;
+          break;
+        }
+      }
       if (!oldest) throw new UserLimitError(limit);
       this.log.info(`Expiring server sd [${oldest.conn.id}] to make room (max_server_connections_per_user ${limit} reached for user '${user}')`);
       this.unlink(oldest);
@@ -221,6 +243,7 @@ export class BackendPool {
       onClose: () => this.invalidate(entry, 'info', 'closed by the server while cached'),
       cachedAt: Date.now(),
       client,
+      share: this.shareOf(user),
     };
     entry.timer.unref();
     // Anything the server says to an idle connection (an alert, a BYE) would
@@ -235,6 +258,7 @@ export class BackendPool {
     if (!list) this.byUser.set(user, (list = []));
     list.push(entry);
     this.lru.add(entry);
+    bump(this.cachedOf, entry.share, 1);
     this.stats.cachedChanged(1);
     this.log.info(`LOGOUT: '${user}' from server sd [${conn.id}]`);
   }
@@ -347,13 +371,15 @@ export class BackendPool {
     const list = this.byUser.get(entry.user)!;
     list.splice(list.indexOf(entry), 1);
     if (list.length === 0) this.byUser.delete(entry.user);
+    bump(this.cachedOf, entry.share, -1);
     this.stats.cachedChanged(-1);
     return true;
   }
 
   private markActive(conn: BackendConnection, user: string, client: string): void {
-    this.active.set(conn, { user, client });
-    bump(this.activeOf, user, 1);
+    const share = this.shareOf(user);
+    this.active.set(conn, { user, client, share });
+    bump(this.activeOf, share, 1);
     this.stats.activeChanged(1);
   }
 
@@ -361,7 +387,7 @@ export class BackendPool {
     const info = this.active.get(conn);
     if (!info) return false;
     this.active.delete(conn);
-    bump(this.activeOf, info.user, -1);
+    bump(this.activeOf, info.share, -1);
     this.stats.activeChanged(-1);
     return true;
   }

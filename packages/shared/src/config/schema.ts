@@ -304,7 +304,7 @@ export const OPTIONS = {
   },
   max_server_connections_per_user: {
     type: 'integer', default: 50, min: 0, max: INT_MAX, since: 'imapproxy-ts',
-    description: 'Most backend connections of one login name at once, in use and cached together; 0 means unlimited.',
+    description: 'Most backend connections of one user at once, in use and cached together (names differing only in case count as one unless user_match_exact); 0 means unlimited.',
   },
   max_reuse_age: {
     type: 'seconds', default: 0, min: 0, since: 'imapproxy-ts',
