@@ -175,7 +175,9 @@ async function differential(t: ExecutionContext, mode: 'plain' | 'selectCache', 
   t.log(`first sessions' connections closed: ${JSON.stringify([...tally.closed].sort((a, b) => b[1] - a[1]))}`);
   t.deepEqual(tally.differences, []);
   // the test must exercise reuse, not only closed connections
-  t.true(tally.onFirst > tally.scripts / 4, `only ${tally.onFirst} of ${tally.scripts} probes ran on the first session's connection`);
+  // (connections with extensions on stay in the pool for sessions that ask for them, so a
+  // probe often gets another reused connection than the first session's; each has a history)
+  t.true(tally.reused > tally.scripts / 2, `only ${tally.reused} of ${tally.scripts} probes were reused`);
 }
 
 test('every probe after a random first session sees what a fresh direct login sees (no select cache)', async (t) => {

@@ -9,6 +9,7 @@ import {
   CommandAssembler,
   ImapProxyError,
   parseArguments,
+  readClientCommand,
   readTagAndName,
   unmapIpv4,
   type LiteralSpec,
@@ -22,6 +23,7 @@ import type { BackendConnection } from '../backend/backend-connection.js';
 import type { ProxyContext } from '../context.js';
 import { secondsSince } from '../metrics/proxy-metrics.js';
 import { Relay } from '../relay/relay.js';
+import { selectCacheSlot } from '../relay/select-cache.js';
 import type { ClientTlsView } from '../tls/client-tls.js';
 import { hasControlBytes } from '../log/printable.js';
 import { ChunkQueue } from './chunk-queue.js';
@@ -30,6 +32,9 @@ import { firstCommandFits } from './enabled-reuse.js';
 import type { ProxyEndpoint } from './proxy-protocol.js';
 
 const EMPTY = Buffer.alloc(0);
+const CRLF = Buffer.from('\r\n', 'latin1');
+/** Commands whose reply depends on nothing of the session: run while its connection is chosen (chooseByFirstCommand). */
+const PRELUDE_COMMANDS = new Set(['ID', 'CAPABILITY', 'NAMESPACE']);
 /**
  * Bytes read and thrown away after the proxy's last words (a BYE) before it
  * stops reading. A few are read so that a client that closes after the BYE
@@ -464,7 +469,10 @@ export class ClientSession implements PreauthSession {
     const key = CredentialKey.of(creds.password, proxyIdentity ? `${SaslProxyIdentity.SCOPE} ${ipScope}` : ipScope);
     this.state = 'login';
 
-    const cached = ctx.pool.take(userKey, key, this.address, (c) => c.enabled.size === 0);
+    // With connections of the user that have extensions on in the pool, which
+    // one serves the session is decided by its first command (below).
+    const withExtensions = ctx.pool.heldFor(userKey, key, (c) => c.enabled.size > 0);
+    const cached = withExtensions === null ? ctx.pool.take(userKey, key, this.address, (c) => c.enabled.size === 0) : null;
     if (cached) {
       ctx.log.info(`LOGIN: '${shown}' (${this.address}) on existing sd [${cached.id}]`);
       ctx.stats.loginSucceeded('reused');
@@ -478,33 +486,23 @@ export class ClientSession implements PreauthSession {
     // password, so the login succeeds; which connection serves the session is
     // decided by its first command.
     let answered = false;
-    const held = ctx.pool.heldFor(userKey, key, (c) => c.enabled.size > 0);
-    if (held !== null) {
-      // (the capabilities after login are the server's, whichever connection serves the session)
-      this.send(`${tag} OK ${capabilityCode(held)}${okText}\r\n`);
+    if (withExtensions !== null) {
+      // The login is proven (the cached connection's key matched). XPROXYREUSE
+      // when one without extensions is there too: the session gets a cached
+      // connection whatever its first command asks for (unless another
+      // session takes it meanwhile). The capabilities after login are the
+      // server's, whichever connection serves the session.
+      const reuse = ctx.pool.heldFor(userKey, key, (c) => c.enabled.size === 0) !== null ? '* OK [XPROXYREUSE] IMAP connection reused by imapproxy\r\n' : '';
+      this.send(`${reuse}${tag} OK ${capabilityCode(withExtensions)}${okText}\r\n`);
       answered = true;
       const seconds = secondsSince(started);
-      const line = await this.firstLine();
-      if (line === null) {
-        // (the client left, or stayed silent for idle_timeout)
-        if (!this.socket.destroyed) this.end('* BYE Autologout; idle for too long\r\n');
-        return;
-      }
-      let answer: Buffer | null = null;
-      const fitting = ctx.pool.take(userKey, key, this.address, (c) => {
-        const fit = c.enabled.size > 0 ? firstCommandFits(c, line.text) : null;
-        if (fit) answer = fit.answer;
-        return fit !== null;
-      });
-      if (fitting) {
-        ctx.log.info(`LOGIN: '${shown}' (${this.address}) on existing sd [${fitting.id}]`);
+      const chosen = await this.chooseByFirstCommand(userKey, key);
+      if (chosen === 'ended') return;
+      if (chosen !== null) {
+        ctx.log.info(`LOGIN: '${shown}' (${this.address}) on existing sd [${chosen.conn.id}]`);
         ctx.stats.loginSucceeded('reused');
         ctx.metrics?.observeLogin('reused', seconds);
-        if (answer !== null) {
-          this.pending.skip(line.end);
-          if (!this.socket.destroyed && this.socket.writable) this.socket.write(answer);
-        }
-        this.startRelay(fitting, userKey, key, EMPTY);
+        this.startRelay(chosen.conn, userKey, key, chosen.pendingServer);
         return;
       }
       ctx.log.info(`LOGIN: '${shown}' (${this.address}): no cached connection has the extensions on that its first command asks for`);
@@ -561,6 +559,98 @@ export class ClientSession implements PreauthSession {
     }
     ctx.metrics?.observeLogin('new', secondsSince(started));
     this.startRelay(conn, userKey, key, conn.reader.takeUnread());
+  }
+
+  /**
+   * A login answered before its connection is chosen (a cached one with
+   * extensions on proved the password, enabled-reuse.ts): the connection
+   * whose extensions the session's first decisive command asks for, or null
+   * (a connection without them is needed), or 'ended' (the client left or
+   * stayed silent). Commands before it whose reply depends on nothing of the
+   * session (ID, CAPABILITY, NAMESPACE: Roundcube sends ID first) run on one
+   * of the candidates meanwhile; of the server's untagged lines only their own
+   * data reaches the client (news about a mailbox an earlier session left
+   * selected stays here, as in the relay, and the select cache forgets it).
+   */
+  private async chooseByFirstCommand(userKey: string, key: CredentialKey): Promise<{ conn: BackendConnection; pendingServer: Buffer } | null | 'ended'> {
+    const { ctx } = this;
+    let prelude: BackendConnection | null = null;
+    const giveBack = (): void => {
+      if (prelude !== null) ctx.pool.release(prelude, userKey, key);
+      prelude = null;
+    };
+    for (;;) {
+      const line = await this.firstLine();
+      if (line === null) {
+        giveBack();
+        // (the client left, or stayed silent for idle_timeout)
+        if (!this.socket.destroyed) this.end('* BYE Autologout; idle for too long\r\n');
+        return 'ended';
+      }
+      const reading = readClientCommand([line.text]);
+      const understood = reading.understanding.understood ? reading.understanding.use : null;
+      if (understood !== null && reading.tag !== null && PRELUDE_COMMANDS.has(understood.name)) {
+        prelude ??= ctx.pool.take(userKey, key, this.address, (c) => c.enabled.size === 0) ?? ctx.pool.take(userKey, key, this.address);
+        if (prelude === null) return null;
+        this.pending.skip(line.end);
+        try {
+          await this.runPreludeCommand(prelude, reading.tag, understood.name, line.text);
+        } catch (err) {
+          ctx.log.info(`client ${this.address}: server sd [${prelude.id}] failed during ${understood.name}: ${(err as Error).message}`);
+          ctx.pool.discard(prelude, (err as Error).message);
+          prelude = null;
+          this.end('* BYE [UNAVAILABLE] IMAP server unavailable\r\n');
+          return 'ended';
+        }
+        continue;
+      }
+      // 1. a connection with extensions on that this command switches on alike (the prelude's first)
+      let conn: BackendConnection | null;
+      let answer: Buffer | null = null;
+      const fitsPrelude = prelude !== null && prelude.enabled.size > 0 ? firstCommandFits(prelude, line.text) : null;
+      if (fitsPrelude !== null) {
+        conn = prelude;
+        answer = fitsPrelude.answer;
+      } else {
+        conn = ctx.pool.take(userKey, key, this.address, (c) => {
+          const fit = c.enabled.size > 0 ? firstCommandFits(c, line.text) : null;
+          if (fit) answer = fit.answer;
+          return fit !== null;
+        });
+        if (conn !== null) giveBack();
+      }
+      // 2. else one with nothing on, as for any login; 3. a LOGOUT (answered by the proxy) may have any
+      if (conn === null) {
+        const logout = understood !== null && understood.name === 'LOGOUT';
+        if (prelude !== null && (prelude.enabled.size === 0 || logout)) {
+          conn = prelude;
+        } else {
+          giveBack();
+          conn = ctx.pool.take(userKey, key, this.address, (c) => c.enabled.size === 0)
+            ?? (logout ? ctx.pool.take(userKey, key, this.address) : null);
+        }
+      }
+      if (conn === null) return null;
+      if (answer !== null) {
+        this.pending.skip(line.end);
+        if (!this.socket.destroyed && this.socket.writable) this.socket.write(answer);
+      }
+      return { conn, pendingServer: conn.reader.takeUnread() };
+    }
+  }
+
+  /** One prelude command on `conn`: its line to the server, its own reply to the client. */
+  private async runPreludeCommand(conn: BackendConnection, tag: string, name: string, line: Buffer): Promise<void> {
+    const own = `* ${name} `;
+    let foreign = false;
+    conn.write(Buffer.concat([line, CRLF]));
+    const reply = await conn.reader.untilTagged(tag, this.ctx.config.login_timeout * 1000, `the reply to ${name}`, (untagged) => {
+      if (untagged.toUpperCase().startsWith(own)) this.socket.write(Buffer.from(`${untagged}\r\n`, 'latin1'));
+      else foreign = true;
+    });
+    // News about an inherited mailbox was kept from the client: a cached SELECT reply may be stale now.
+    if (foreign) selectCacheSlot(conn).entry = null;
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(Buffer.from(`${reply.line}\r\n`, 'latin1'));
   }
 
   /**
