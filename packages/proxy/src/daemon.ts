@@ -34,7 +34,32 @@ export interface DaemonOptions {
   pidfile: string | null;
 }
 
-export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<void> {
+/** What a failed start needs to log its reason to syslog too. */
+interface StartState {
+  log?: Logger;
+  syslog?: SyslogSink | null;
+}
+
+/**
+ * Starts the daemon; resolves once it is ready (listening, privileges
+ * dropped, the launcher told). A failure before that rejects: the caller
+ * prints the message and exits with exitCodeFor(err).
+ */
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const state: StartState = {};
+  try {
+    await startDaemon(opts, state);
+  } catch (err) {
+    // In background mode the log is syslog: the reason goes there too, not only to the launcher's stderr.
+    if (state.syslog) {
+      state.log?.err(`start-up failed: ${(err as Error).message}`);
+      await state.syslog.close().catch(() => {});
+    }
+    throw err;
+  }
+}
+
+async function startDaemon({ loaded, pidfile }: DaemonOptions, state: StartState): Promise<void> {
   const config = loaded.config;
   const configFile = path.resolve(loaded.file);
   // Background mode: stderr is the launcher's and may be gone; a write to it must not kill the daemon.
@@ -58,6 +83,8 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
     sink = syslog;
   }
   const log = new Logger(sink, maxRank(config));
+  state.log = log;
+  state.syslog = syslog;
   log.info(`Using configuration file '${configFile}'`);
   for (const w of loaded.warnings) log.warning(w.message);
   log.info(`Internal admin commands are ${config.enable_admin_commands ? 'enabled' : 'disabled'}`);
@@ -133,7 +160,13 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
     log.err(`${(err as Error).message}; imapproxyctl will not work`);
   }
 
-  const address = await server.listen();
+  let address;
+  try {
+    address = await server.listen();
+  } catch (err) {
+    await control?.close();
+    throw listenError(config, err);
+  }
   // Bound as root with the IMAP listener: a port below 1024 works too.
   const metrics = await startMetrics(server.ctx, VERSION, log);
   dropPrivileges(config, log, user);
@@ -189,6 +222,19 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+/** "listen_port 143 on 127.0.0.1: address already in use (EADDRINUSE)", keeping the errno code for the exit status. */
+function listenError(config: ProxyConfig, err: unknown): Error {
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  const reason = e.code === 'EADDRINUSE' ? 'address already in use, is another imapproxyd (or the C original) running?'
+    : e.code === 'EACCES' ? 'permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)'
+      : e.code === 'EADDRNOTAVAIL' ? 'no such address on this machine'
+        : e.message;
+  const option = e.port !== undefined && e.port === config.client_tls_listen_port && e.port !== config.listen_port ? 'client_tls_listen_port' : 'listen_port';
+  const out = new Error(`cannot listen on ${e.address ?? config.listen_address ?? '*'}:${e.port ?? config.listen_port} (${option}): ${reason} (${e.code ?? 'error'})`, { cause: err });
+  (out as NodeJS.ErrnoException).code = e.code;
+  return out;
 }
 
 /**

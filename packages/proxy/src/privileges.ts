@@ -5,7 +5,7 @@
 // user.
 
 import { execFileSync } from 'node:child_process';
-import type { ProxyConfig } from '@imapproxy/shared';
+import { ImapProxyError, type ProxyConfig } from '@imapproxy/shared';
 import type { Logger } from './log/logger.js';
 
 export interface ProcessUser {
@@ -25,7 +25,7 @@ export function startedAsRoot(): boolean {
 export function resolveProcessUser(config: Pick<ProxyConfig, 'proc_username' | 'proc_groupname'>): ProcessUser {
   const uid = lookup('passwd', config.proc_username);
   const gid = lookup('group', config.proc_groupname);
-  if (uid === 0) throw new Error(`proc_username ${config.proc_username} is root: refusing to run as root`);
+  if (uid === 0) throw configError(`option 'proc_username': ${config.proc_username} has uid 0: refusing to run as root; use a user of its own (the Debian package creates imapproxy)`);
   return { uid, gid };
 }
 
@@ -35,11 +35,16 @@ function lookup(db: 'passwd' | 'group', name: string): number {
   try {
     line = execFileSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
-    throw new Error(`${db === 'passwd' ? 'proc_username' : 'proc_groupname'} ${name}: no such ${db === 'passwd' ? 'user' : 'group'}`);
+    throw configError(`option '${db === 'passwd' ? 'proc_username' : 'proc_groupname'}': no such ${db === 'passwd' ? 'user' : 'group'} '${name}'`);
   }
   const id = Number(line.split('\n')[0]!.split(':')[2]);
   if (!Number.isInteger(id)) throw new Error(`getent ${db} ${name}: unexpected answer`);
   return id;
+}
+
+/** An unusable user or group is a configuration error (exit status 78). */
+function configError(message: string): ImapProxyError {
+  return new ImapProxyError('IMAPPROXY_ERR_CONFIG', message);
 }
 
 export function dropPrivileges(config: ProxyConfig, log: Logger, user?: ProcessUser): void {
@@ -55,6 +60,6 @@ export function dropPrivileges(config: ProxyConfig, log: Logger, user?: ProcessU
   process.setgroups!([]);
   process.setgid!(target.gid);
   process.setuid!(target.uid);
-  if (process.getuid!() === 0 || process.geteuid!() === 0) throw new Error(`proc_username ${config.proc_username} is root: refusing to run as root`);
+  if (process.getuid!() === 0 || process.geteuid!() === 0) throw configError(`option 'proc_username': ${config.proc_username} is root: refusing to run as root`);
   log.info(`Process will run as uid ${target.uid} (${config.proc_username}) and gid ${target.gid} (${config.proc_groupname}).`);
 }
