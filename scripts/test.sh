@@ -13,7 +13,7 @@ summary_fail() { # summary_fail REASON: fail before ava ran, still ending with a
 }
 
 missing=()
-for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat; do
+for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat /usr/bin/lintian; do
   [ -x "$b" ] || missing+=("$b")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,6 +9,8 @@ repo=$PWD
 here=$repo/packaging/deb
 out=${1:-$repo/build}
 version=$(node -p 'require("./package.json").version')
+# Maintainer: DEBFULLNAME/DEBEMAIL as for dch, or the project's address.
+maintainer="${DEBFULLNAME:-imapproxy-ts developers} <${DEBEMAIL:-imapproxy-ts@users.noreply.github.com}>"
 [ -d node_modules ] || npm ci --no-audit --no-fund
 npx tsc -b
 
@@ -22,7 +24,6 @@ mkdir -p "$lib/bin" "$root/usr/sbin" "$root/etc" "$root/lib/systemd/system" \
 # The program: the launchers and each workspace package's package.json and built
 # JavaScript (no tests, no type declarations), in the checkout's layout.
 cp bin/imapproxyd bin/imapproxyctl bin/pimpstat "$lib/bin/"
-chmod 0644 "$lib"/bin/*   # run through the /usr/sbin wrappers, not directly
 cp package.json "$lib/"
 for ws in shared proxy pimpstat; do
   mkdir -p "$lib/packages/$ws"
@@ -47,12 +48,15 @@ done
 # What a running program does not need: documentation, tests, type declarations, sources maps, examples.
 find "$lib/node_modules" \( -iname '*.md' -o -iname '*.markdown' -o -name '*.d.ts' -o -name '*.map' \
   -o -name '.npmignore' -o -name '.travis.yml' -o -name '.eslintrc*' -o -name '.jshintrc' -o -name '.editorconfig' \
-  -o -name 'Makefile' -o -name '.gitattributes' -o -name '*.ts' -o -name '.github' -o -name 'AUTHORS' \) -prune -exec rm -rf {} +
+  -o -name 'Makefile' -o -name '.gitattributes' -o -name '*.ts' -o -name '.github' -o -name 'AUTHORS' \
+  -o -name '*.html' \) -prune -exec rm -rf {} +
 find "$lib/node_modules" -type d \( -name test -o -name tests -o -name example -o -name examples -o -name docs -o -name doc \) -prune -exec rm -rf {} +
 find "$lib/node_modules" -type d -empty -delete
-# Scripts in dependencies are run by node, never directly.
+# Modes: files 0644, except scripts with a #! line (the launchers, the command
+# line tools of dependencies), which keep being executable.
 find "$lib" -type f -exec chmod 0644 {} +
 find "$lib" -type d -exec chmod 0755 {} +
+find "$lib" -type f -exec sh -c 'for f; do [ "$(head -c2 "$f")" = "#!" ] && chmod 0755 "$f"; done; true' sh {} +
 
 # Commands where Debian's imapproxy had them; imapproxyctl next to them in
 # /usr/sbin: its socket is root's and proc_username's only (mode 0600).
@@ -86,7 +90,7 @@ install -m 0644 "$here/copyright" "$doc/copyright"
   echo
   echo "  * Package built from the imapproxy-ts checkout (npm run deb)."
   echo
-  echo " -- imapproxy-ts developers <imapproxy-ts@localhost.localdomain>  $(date -R -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")"
+  echo " -- $maintainer  $(date -R -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")"
 } | gzip -9n > "$doc/changelog.gz"
 chmod 0644 "$doc/changelog.gz"
 mkdir -p "$root/usr/share/lintian/overrides"
@@ -95,7 +99,7 @@ install -m 0644 "$here/lintian-overrides" "$root/usr/share/lintian/overrides/ima
 for s in postinst prerm postrm; do install -m 0755 "$here/$s" "$root/DEBIAN/$s"; done
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 systemd_depends='init-system-helpers (>= 1.52)'
-sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" -e "s/@SYSTEMD_DEPENDS@/$systemd_depends/" "$here/control.in" > "$root/DEBIAN/control"
+sed -e "s/@VERSION@/$version/" -e "s|@MAINTAINER@|$maintainer|" -e "s/@SIZE@/$size/" -e "s/@SYSTEMD_DEPENDS@/$systemd_depends/" "$here/control.in" > "$root/DEBIAN/control"
 (cd "$root" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum) > "$root/DEBIAN/md5sums"
 chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles" "$root/DEBIAN/md5sums"
 
