@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { getFreePort, LOOPBACK } from './helpers/ports.js';
+import { runCtl } from './helpers/ctl.js';
 import { IMAPPROXYD, startProxy } from './helpers/proxy.js';
 import { onProcessExit, signal, waitForExit } from './helpers/process-tree.js';
 import { makeSelfSignedCert } from './helpers/tls-cert.js';
@@ -238,4 +239,29 @@ rootTest('-t as root: a control socket directory proc_username cannot write is a
   const r = await imapproxyd(['-t', '-f', s.confFile]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stderr, /warning: control_socket .*run\/control\.sock: directory .*run is not writable by nobody: the socket stays behind at exit/);
+});
+
+// --- reload with files readable by root only -------------------------------------
+
+rootTest('reload after the privilege drop with a config and TLS key readable by root only (0600): SIGHUP and imapproxyctl reload work', async (t) => {
+  const certDir = await mkdtemp(path.join(os.tmpdir(), 'imapproxy-start-key-'));
+  t.teardown(() => rm(certDir, { recursive: true, force: true }));
+  const cert = await makeSelfSignedCert(certDir); // key.pem: 0600 root
+  await chmod(cert.certFile, 0o600);
+  const proxy = await startProxy({ serverPort: dovecot.port, extraConf: `client_tls_cert_file ${cert.certFile}\nclient_tls_key_file ${cert.keyFile}` });
+  t.teardown(() => proxy.stop());
+  await proxy.waitForLog(/normal server startup/);
+  t.regex(readFileSync(`/proc/${proxy.pid}/status`, 'utf8'), /^Uid:\s+65534\s/m, 'the daemon runs as nobody');
+  await chmod(proxy.confFile, 0o600);
+
+  await writeFile(proxy.confFile, `${readFileSync(proxy.confFile, 'utf8')}cache_expiration_time 7\n`);
+  process.kill(proxy.pid, 'SIGHUP');
+  await proxy.waitForLog(/SIGHUP: cache_expiration_time: 300 -> 7$/);
+  await proxy.waitForLog(/client TLS certificate reloaded from /);
+
+  await writeFile(proxy.confFile, `${readFileSync(proxy.confFile, 'utf8')}cache_expiration_time 9\n`);
+  const r = await runCtl(['-f', proxy.confFile, 'reload']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /cache_expiration_time: 7 -> 9/);
+  t.deepEqual(proxy.log().filter((l) => /cannot read|not reloaded|EACCES|permission denied/i.test(l)), []);
 });

@@ -8,12 +8,11 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import type { LoadedConfig, ProxyConfig } from '@imapproxy/shared';
 import { EX_CANTCREAT, EX_CONFIG, exitCodeFor } from './exit-codes.js';
 import { Logger, MemorySink } from './log/logger.js';
-import { resolveProcessUser, startedAsRoot, type ProcessUser } from './privileges.js';
+import { accessibleAs, resolveProcessUser, startedAsRoot, type ProcessUser } from './privileges.js';
 import { ClientTls } from './tls/client-tls.js';
 import { ServerTls } from './tls/server-tls.js';
 import { tlsConfigWarnings } from './tls/tls-config-check.js';
@@ -79,7 +78,7 @@ export function testConfig(loaded: LoadedConfig, opts: ConfigTestOptions): Findi
   if (user) {
     for (const option of ['client_tls_cert_file', 'client_tls_key_file'] as const) {
       const file = config[option];
-      if (file !== undefined && canRead(file) && !canAs(user, '-r', file)) {
+      if (file !== undefined && canRead(file) && !accessibleAs(user, '-r', file)) {
         warning(`option '${option}': ${file} is not readable by ${config.proc_username}: a reload (SIGHUP, imapproxyctl reload) keeps the old certificate; make it readable by group ${config.proc_groupname} or restart after renewing it`);
       }
     }
@@ -96,8 +95,8 @@ export function testConfig(loaded: LoadedConfig, opts: ConfigTestOptions): Findi
   } else if (user) {
     // The socket is removed at exit, after the drop: its directory must let proc_username do that.
     const dir = path.dirname(config.control_socket);
-    if (fs.existsSync(dir) && !canAs(user, '-w', dir)) {
-      warning(`control_socket ${config.control_socket}: directory ${dir} is not writable by ${config.proc_username}: the socket stays behind at exit (the next start replaces it); use a directory of its own such as /run/imapproxy`);
+    if (fs.existsSync(dir) && !accessibleAs(user, '-w', dir)) {
+      warning(controlDirWarning(config, dir));
     }
   }
   if (opts.pidfile !== null) {
@@ -143,11 +142,6 @@ function canRead(file: string): boolean {
   }
 }
 
-/** test(1) run as proc_username/proc_groupname without supplementary groups, as the daemon runs after the drop. */
-function canAs(user: ProcessUser, flag: '-r' | '-w', file: string): boolean {
-  const r = spawnSync('/usr/bin/test', [flag, file], { uid: user.uid, gid: user.gid, stdio: 'ignore' });
-  return r.status === 0;
-}
 
 /** Expired or not yet valid certificates: the start accepts them, clients or servers will not. */
 function certificateDates(option: keyof ProxyConfig, file: string, warning: (m: string) => void): void {
@@ -161,4 +155,9 @@ function certificateDates(option: keyof ProxyConfig, file: string, warning: (m: 
   if (Date.parse(cert.validTo) < now) warning(`option '${option}': the certificate in ${file} expired on ${cert.validTo}`);
   else if (Date.parse(cert.validTo) < now + 14 * 86_400_000) warning(`option '${option}': the certificate in ${file} expires on ${cert.validTo}`);
   if (Date.parse(cert.validFrom) > now) warning(`option '${option}': the certificate in ${file} is not valid before ${cert.validFrom}`);
+}
+
+/** The control socket is removed at exit, after the privilege drop: its directory must let proc_username do that. */
+export function controlDirWarning(config: Pick<ProxyConfig, 'control_socket' | 'proc_username'>, dir: string): string {
+  return `control_socket ${config.control_socket}: directory ${dir} is not writable by ${config.proc_username}: the socket stays behind at exit (the next start replaces it); use a directory of its own such as /run/imapproxy`;
 }

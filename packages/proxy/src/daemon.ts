@@ -5,16 +5,18 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { StatsFileWriter, StatsRegistry, type LoadedConfig, type ProxyConfig } from '@imapproxy/shared';
+import { ImapProxyError, StatsFileWriter, StatsRegistry, type LoadedConfig, type ProxyConfig } from '@imapproxy/shared';
 import { ControlServer, ControlSocketInUseError } from './admin/control-server.js';
 import { logReload, ProxyAdmin } from './admin/proxy-admin.js';
 import type { OptionChange } from '@imapproxy/shared';
+import { PrivilegedReader } from './admin/privileged-reader.js';
 import { ConfigReloader, type ReloadReport } from './admin/reload.js';
 import { ProtocolTrace } from './admin/trace.js';
 import { JournalSink, stderrIsJournal } from './log/journal-sink.js';
 import { Logger, StderrSink, type LogSink } from './log/logger.js';
 import { SYSLOG_SOCKET_ENV, SyslogSink } from './log/syslog-sink.js';
-import { dropPrivileges, resolveProcessUser, startedAsRoot, type ProcessUser } from './privileges.js';
+import { controlDirWarning } from './config-test.js';
+import { accessibleAs, dropPrivileges, resolveProcessUser, startedAsRoot, type ProcessUser } from './privileges.js';
 import { ProxyServer, SHUTDOWN_GRACE_MS } from './server.js';
 import { startMetrics } from './metrics/start-metrics.js';
 import { VERSION } from './version.js';
@@ -133,17 +135,42 @@ async function startDaemon({ loaded, pidfile }: DaemonOptions, state: StartState
     syslog?.setFacility(config.syslog_facility);
     if (changes.some((c) => c.option === 'cache_expiration_time')) server.ctx.pool.rescheduleExpiry();
   };
+  // Started as root: a reload after the privilege drop reads the config file and the
+  // client certificate and key through a helper that stays root, so they may be
+  // readable by root only (admin/privileged-reader.ts). Started before the drop, below.
+  let reader: PrivilegedReader | null = null;
+  const readForReload = async (file: string): Promise<Buffer | undefined> => (reader?.has(file) ? reader.read(file) : undefined);
   // SIGHUP and imapproxyctl reload do the same: the file, then renewed certificates.
-  const reload = (by: string): ReloadReport => {
+  const reload = async (by: string): Promise<ReloadReport> => {
     let report: ReloadReport;
     try {
-      report = reloader.reload();
+      let bytes: Buffer | undefined;
+      try {
+        bytes = await readForReload(configFile);
+      } catch (err) {
+        throw new ImapProxyError('IMAPPROXY_ERR_RELOAD', `${(err as Error).message}; the running configuration is unchanged`, { cause: err });
+      }
+      report = reloader.reload(bytes);
     } finally {
       // Renewed certificates (certbot deploy hooks send SIGHUP), even when the config file did not change.
-      server.reloadTls();
+      await reloadTls();
     }
     logReload(server.ctx, report, by);
     return report;
+  };
+  const reloadTls = async (): Promise<void> => {
+    const files = server.ctx.clientTls?.files;
+    if (!files) return;
+    let pem: { cert: Buffer; key: Buffer } | undefined;
+    try {
+      const cert = await readForReload(files.cert);
+      const key = await readForReload(files.key);
+      if (cert && key) pem = { cert, key };
+    } catch (err) {
+      log.err(`client TLS certificate not reloaded, keeping the running one: ${(err as Error).message}`);
+      return;
+    }
+    server.reloadTls(pem);
   };
   const admin = new ProxyAdmin({
     ctx: server.ctx,
@@ -159,6 +186,9 @@ async function startDaemon({ loaded, pidfile }: DaemonOptions, state: StartState
     // The proxy itself works without it; imapproxyctl will say the daemon is not reachable.
     log.err(`${(err as Error).message}; imapproxyctl will not work`);
   }
+  if (control && user && !accessibleAs(user, '-w', path.dirname(config.control_socket))) {
+    log.warning(controlDirWarning(config, path.dirname(config.control_socket)));
+  }
 
   let address;
   try {
@@ -169,6 +199,10 @@ async function startDaemon({ loaded, pidfile }: DaemonOptions, state: StartState
   }
   // Bound as root with the IMAP listener: a port below 1024 works too.
   const metrics = await startMetrics(server.ctx, VERSION, log);
+  if (user) {
+    const tlsFiles = server.ctx.clientTls?.files;
+    reader = PrivilegedReader.start([configFile, tlsFiles?.cert, tlsFiles?.key]);
+  }
   dropPrivileges(config, log, user);
   log.info(`imapproxy-ts version ${VERSION} normal server startup on ${address.address}:${address.port}.`);
   process.send?.({ ready: true });
@@ -176,11 +210,7 @@ async function startDaemon({ loaded, pidfile }: DaemonOptions, state: StartState
 
   process.on('SIGPIPE', () => {});
   process.on('SIGHUP', () => {
-    try {
-      reload('SIGHUP');
-    } catch (err) {
-      log.err(`SIGHUP: ${(err as Error).message}`);
-    }
+    reload('SIGHUP').catch((err: unknown) => log.err(`SIGHUP: ${(err as Error).message}`));
   });
   process.off('SIGHUP', earlyHup);
 
@@ -210,6 +240,7 @@ async function startDaemon({ loaded, pidfile }: DaemonOptions, state: StartState
     await trace.close();
     if (pidfile) removePidfile(pidfile, log);
     log.info('imapproxyd stopped');
+    reader?.close();
     await syslog?.close();
     // A moment for the LOGOUTs just written to leave.
     setTimeout(() => process.exit(0), 100);

@@ -4,7 +4,7 @@
 // (its setgroups() failed), a daemon started by an ordinary user keeps that
 // user.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { ImapProxyError, type ProxyConfig } from '@imapproxy/shared';
 import type { Logger } from './log/logger.js';
 
@@ -62,4 +62,12 @@ export function dropPrivileges(config: ProxyConfig, log: Logger, user?: ProcessU
   process.setuid!(target.uid);
   if (process.getuid!() === 0 || process.geteuid!() === 0) throw configError(`option 'proc_username': ${config.proc_username} is root: refusing to run as root`);
   log.info(`Process will run as uid ${target.uid} (${config.proc_username}) and gid ${target.gid} (${config.proc_groupname}).`);
+}
+
+/**
+ * test(1) run as this user and group without supplementary groups, as the
+ * daemon runs after the drop: whether it will be able to read or write there.
+ */
+export function accessibleAs(user: ProcessUser, flag: '-r' | '-w', file: string): boolean {
+  return spawnSync('/usr/bin/test', [flag, file], { uid: user.uid, gid: user.gid, stdio: 'ignore' }).status === 0;
 }
