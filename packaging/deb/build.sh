@@ -56,7 +56,7 @@ find "$lib/node_modules" -type d -empty -delete
 # line tools of dependencies), which keep being executable.
 find "$lib" -type f -exec chmod 0644 {} +
 find "$lib" -type d -exec chmod 0755 {} +
-find "$lib" -type f -exec sh -c 'for f; do [ "$(head -c2 "$f")" = "#!" ] && chmod 0755 "$f"; done; true' sh {} +
+find "$lib" -type f -exec awk 'FNR == 1 { if (/^#!/) print FILENAME; nextfile }' {} + | xargs -r -d '\n' chmod 0755
 
 # Commands where Debian's imapproxy had them; imapproxyctl next to them in
 # /usr/sbin: its socket is root's and proc_username's only (mode 0600).
