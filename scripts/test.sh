@@ -35,12 +35,33 @@ fi
 build_rc=0
 npx tsc -b || build_rc=$?
 
+# The suite runs on the newest Node.js LTS (NEWEST_LTS), installed from npm when missing
+# (scripts/node-lts.sh); test/node-versions.test.ts runs the unit tests and a real login on
+# the other supported versions. IMAPPROXY_TEST_NODE=system keeps the Node.js on PATH. In CI a
+# newest LTS that cannot be had is a failed test; elsewhere a note, and the Node.js on PATH.
+NEWEST_LTS=24
+node_problem=
+if [ "${IMAPPROXY_TEST_NODE:-}" != system ]; then
+  if lts_node=$(bash scripts/node-lts.sh "$NEWEST_LTS" 2>/tmp/node-lts.$$.err); then
+    export PATH="$(dirname "$lts_node"):$PATH"
+  else
+    node_problem="Node.js $NEWEST_LTS for the test suite: $(tr '\n' ' ' </tmp/node-lts.$$.err)"
+  fi
+  rm -f /tmp/node-lts.$$.err
+fi
+echo "test.sh: running the tests on Node.js $(node --version) ($(command -v node))" >&2
+# The other supported versions, for test/node-versions.test.ts (a failure here shows there as a skip or, in CI, a failure).
+bash scripts/node-lts.sh 22 >/dev/null 2>&1 || true
+
 # ava's exit status travels in-band as the last TAP line, so tap-summary can fold it
 # into its verdict while still printing the summary last; PIPESTATUS checks both.
 set +e
 {
   rc=0
-  npx ava --tap "$@" || rc=$?
+  if [ -n "$node_problem" ]; then
+    if [ "${CI:-}" = true ]; then echo "not ok - $node_problem"; else echo "# note: $node_problem; using $(command -v node)"; fi
+  fi
+  node node_modules/ava/entrypoints/cli.mjs --tap "$@" || rc=$?
   if [ "$build_rc" != 0 ]; then
     echo "not ok - build: npx tsc -b exited with status $build_rc (type errors above)"
   fi
