@@ -5,7 +5,7 @@
 // Node.js of the machine when it is 20.19 or later. A version that cannot be
 // had is a failed test in CI and a skip elsewhere.
 import test from 'ava';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -31,25 +31,24 @@ test.after.always(async () => {
   await dovecot?.stop();
 });
 
-/** A Node.js binary of this major version, or the reason there is none. */
-async function nodeBinary(major: number): Promise<{ bin: string } | { missing: string }> {
+/**
+ * A Node.js binary of this major version, or the reason there is none. Synchronous: ava
+ * wants every test declared at once, and whether one is a skip depends on this.
+ */
+function nodeBinary(major: number): { bin: string } | { missing: string } {
   if (major === 20 && existsSync('/usr/bin/node')) {
-    const v = (await run('/usr/bin/node', ['--version'])).stdout.trim();
+    const v = execFileSync('/usr/bin/node', ['--version'], { encoding: 'utf8' }).trim();
     const [maj, min] = v.slice(1).split('.').map(Number);
     if (maj === 20 && min! >= 19) return { bin: '/usr/bin/node' };
   }
-  try {
-    const { stdout } = await run('bash', [path.join(REPO, 'scripts/node-lts.sh'), String(major)], { timeout: 240_000 });
-    return { bin: stdout.trim() };
-  } catch (err) {
-    return { missing: `Node.js ${major}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}` };
-  }
+  const r = spawnSync('bash', [path.join(REPO, 'scripts/node-lts.sh'), String(major)], { encoding: 'utf8', timeout: 240_000 });
+  if (r.status === 0) return { bin: r.stdout.trim() };
+  return { missing: `Node.js ${major}: ${r.stderr?.trim() || r.error?.message || `status ${r.status}`}` };
 }
 
-// Found before the tests are declared (scripts/test.sh has installed them already), so a
-// version that is missing can be reported as a skip.
+// Found before the tests are declared (scripts/test.sh has installed them already).
 const others = SUPPORTED.filter((m) => m !== current);
-const binaries = await Promise.all(others.map(nodeBinary));
+const binaries = others.map(nodeBinary);
 
 for (const [i, major] of others.entries()) {
   const node = binaries[i]!;
