@@ -74,16 +74,6 @@ export function testConfig(loaded: LoadedConfig, opts: ConfigTestOptions): Findi
     const file = config[option];
     if (file !== undefined) certificateDates(option, file, warning);
   }
-  // The client certificate is read again at each reload (certbot's SIGHUP), after the drop.
-  if (user) {
-    for (const option of ['client_tls_cert_file', 'client_tls_key_file'] as const) {
-      const file = config[option];
-      if (file !== undefined && canRead(file) && !accessibleAs(user, '-r', file)) {
-        warning(`option '${option}': ${file} is not readable by ${config.proc_username}: a reload (SIGHUP, imapproxyctl reload) keeps the old certificate; make it readable by group ${config.proc_groupname} or restart after renewing it`);
-      }
-    }
-  }
-
   // Files the daemon opens as root at start; a failure there costs a feature, not the start.
   const statsProblem = creatable(config.stat_filename);
   if (statsProblem) warning(`stat_filename ${config.stat_filename}: ${statsProblem}; the daemon would run without a stats file (pimpstat will not work)`);
@@ -130,15 +120,6 @@ function creatable(file: string): string | null {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     return `${e.path ?? existing}: ${e.code === 'EACCES' ? 'permission denied' : e.code === 'EROFS' ? 'read-only file system' : e.message}`;
-  }
-}
-
-function canRead(file: string): boolean {
-  try {
-    fs.accessSync(file, fs.constants.R_OK);
-    return true;
-  } catch {
-    return false;
   }
 }
 
