@@ -60,7 +60,7 @@ for (const [i, major] of others.entries()) {
     continue;
   }
   test.serial(title, async (t) => {
-    t.timeout(600_000);
+    t.timeout(300_000);
     const version = (await run(node.bin, ['--version'])).stdout.trim();
     t.true(version.startsWith(`v${major}.`), version);
     t.log(`${node.bin}: ${version}`);

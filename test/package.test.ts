@@ -102,7 +102,7 @@ async function pimpstatWhen(pimpstat: string, confFile: string, re: RegExp): Pro
 }
 
 debTest('npm run deb: control fields, contents, conffile, man pages', async (t) => {
-  t.timeout(600_000);
+  t.timeout(300_000);
   const debFile = await buildDeb();
   t.regex(path.basename(debFile), /^imapproxy-ts_\d+\.\d+\.\d+_all\.deb$/);
   t.is(await field(debFile, 'Package'), 'imapproxy-ts');
@@ -154,7 +154,7 @@ debTest('npm run deb: control fields, contents, conffile, man pages', async (t) 
 });
 
 debTest('lintian: no errors and no warnings (justified overrides only)', async (t) => {
-  t.timeout(600_000);
+  t.timeout(300_000);
   const debFile = await buildDeb();
   const r = await run('lintian', ['--tag-display-limit', '0', '--fail-on', 'error,warning', debFile], { maxBuffer: 64 << 20 }).catch((err: { code: number; stdout: string; stderr: string }) => err);
   const tags = `${r.stdout}`.split('\n').filter((l) => /^[EW]: /.test(l));
@@ -163,7 +163,7 @@ debTest('lintian: no errors and no warnings (justified overrides only)', async (
 });
 
 debTest('the unit\'s ExecStart, run by hand from the unpacked package: ready when it returns, a login and a reuse through it, pimpstat and imapproxyctl work', async (t) => {
-  t.timeout(600_000);
+  t.timeout(300_000);
   await buildDeb();
   const root = path.join(work, 'root');
   if (!existsSync(root)) await run('dpkg-deb', ['-x', await buildDeb(), root]);
@@ -208,7 +208,7 @@ debTest('the unit\'s ExecStart, run by hand from the unpacked package: ready whe
 });
 
 test.serial('npm pack + npm install -g into a prefix: the three commands work, a login goes through', async (t) => {
-  t.timeout(600_000);
+  t.timeout(300_000);
   const packDir = path.join(work, 'pack');
   await mkdir(packDir, { recursive: true });
   const packed = await run('npm', ['pack', '--pack-destination', packDir], { cwd: REPO, maxBuffer: 64 << 20, env: { ...process.env, npm_config_loglevel: 'error' } });
