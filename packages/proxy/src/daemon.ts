@@ -16,7 +16,7 @@ import { JournalSink, stderrIsJournal } from './log/journal-sink.js';
 import { Logger, StderrSink, type LogSink } from './log/logger.js';
 import { SYSLOG_SOCKET_ENV, SyslogSink } from './log/syslog-sink.js';
 import { controlDirWarning } from './config-test.js';
-import { accessibleAs, dropPrivileges, resolveProcessUser, startedAsRoot, type ProcessUser } from './privileges.js';
+import { dropPrivileges, writableByModeBits, resolveProcessUser, startedAsRoot, type ProcessUser } from './privileges.js';
 import { ProxyServer, SHUTDOWN_GRACE_MS } from './server.js';
 import { startMetrics } from './metrics/start-metrics.js';
 import { VERSION } from './version.js';
@@ -186,7 +186,7 @@ async function startDaemon({ loaded, pidfile }: DaemonOptions, state: StartState
     // The proxy itself works without it; imapproxyctl will say the daemon is not reachable.
     log.err(`${(err as Error).message}; imapproxyctl will not work`);
   }
-  if (control && user && !accessibleAs(user, '-w', path.dirname(config.control_socket))) {
+  if (control && user && !writableByModeBits(user, path.dirname(config.control_socket))) {
     log.warning(controlDirWarning(config, path.dirname(config.control_socket)));
   }
 
