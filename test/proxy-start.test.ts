@@ -243,7 +243,8 @@ rootTest('-t as root: a control socket directory proc_username cannot write is a
 
 // --- reload with files readable by root only -------------------------------------
 
-rootTest('reload after the privilege drop with a config and TLS key readable by root only (0600): SIGHUP and imapproxyctl reload work', async (t) => {
+// Serial: it runs before this file's other tests, whose many daemons would slow its start.
+(asRoot ? test.serial : test.serial.skip)('reload after the privilege drop with a config and TLS key readable by root only (0600): SIGHUP and imapproxyctl reload work', async (t) => {
   const certDir = await mkdtemp(path.join(os.tmpdir(), 'imapproxy-start-key-'));
   t.teardown(() => rm(certDir, { recursive: true, force: true }));
   const cert = await makeSelfSignedCert(certDir); // key.pem: 0600 root
