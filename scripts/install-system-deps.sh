@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests drive (a real Dovecot, the C
-# imapproxy and pimpstat, openssl for test certificates, python3 for the syslog
+# imapproxy and pimpstat, openssl for test certificates, lintian for the .deb, python3 for the syslog
 # catcher, iproute2, util-linux for unshare/setpriv). Idempotent and quiet: prints
 # nothing unless something fails. Debian 12, root, no stdin needed.
 #
@@ -10,7 +10,7 @@
 # started anyway, it is stopped again (by pid, only if it was not running before).
 set -euo pipefail
 
-PKGS=(dovecot-imapd openssl imapproxy python3 iproute2 util-linux)
+PKGS=(dovecot-imapd openssl imapproxy python3 iproute2 util-linux lintian)
 # Cyrus and Courier for the server matrix (test/helpers/cyrus.ts, courier.ts): what
 # their servers need besides the server packages themselves (below)
 PKGS+=(cyrus-common sasl2-bin cyrus-clients courier-base courier-authdaemon courier-authlib-userdb)

@@ -18,7 +18,7 @@ missing=()
 debs="${IMAPPROXY_TEST_DEBS:-/var/cache/imapproxy-ts-test}"
 for b in /usr/sbin/dovecot /usr/sbin/imapproxyd /usr/sbin/pimpstat \
   /usr/sbin/saslpasswd2 /usr/lib/cyrus/bin/master /usr/sbin/couriertcpd /usr/sbin/makeuserdb \
-  "$debs/cyrus-imapd/usr/lib/cyrus/bin/imapd" "$debs/courier-imap/usr/bin/imapd"; do
+  "$debs/cyrus-imapd/usr/lib/cyrus/bin/imapd" "$debs/courier-imap/usr/bin/imapd" /usr/bin/lintian; do
   [ -x "$b" ] || missing+=("$b")
 done
 # Roundcube (test/roundcube.test.ts): PHP CLI, its sqlite driver, sqlite3, roundcube-core
@@ -53,12 +53,34 @@ if [ $# -eq 0 ] || [ "${LINT:-}" = 1 ]; then
   if node scripts/import-cycles.mjs; then checks+=("ok - import cycles: none"); else checks+=("not ok - import cycles: scripts/import-cycles.mjs found some (above)"); fi
 fi
 
+# The suite runs on the Node.js on PATH; test/node-versions.test.ts runs the unit tests and a
+# real login on the other supported versions (20.19+, 22, 24), installed from npm when missing
+# (scripts/node-lts.sh). IMAPPROXY_TEST_NODE=lts runs the whole suite on the newest LTS
+# (NEWEST_LTS) instead; there a version that cannot be had is a failed test in CI, a note elsewhere.
+NEWEST_LTS=24
+node_problem=
+if [ "${IMAPPROXY_TEST_NODE:-}" = lts ]; then
+  if lts_node=$(bash scripts/node-lts.sh "$NEWEST_LTS" 2>/tmp/node-lts.$$.err); then
+    export PATH="$(dirname "$lts_node"):$PATH"
+  else
+    node_problem="Node.js $NEWEST_LTS for the test suite: $(tr '\n' ' ' </tmp/node-lts.$$.err)"
+  fi
+  rm -f /tmp/node-lts.$$.err
+fi
+echo "test.sh: running the tests on Node.js $(node --version) ($(command -v node))" >&2
+# The other supported versions, for test/node-versions.test.ts (one that cannot be had shows
+# there as a skip or, in CI, a failure).
+for major in 22 "$NEWEST_LTS"; do bash scripts/node-lts.sh "$major" >/dev/null 2>&1 || true; done
+
 # ava's exit status travels in-band as the last TAP line, so tap-summary can fold it
 # into its verdict while still printing the summary last; PIPESTATUS checks both.
 set +e
 {
   rc=0
-  npx ava --tap "$@" || rc=$?
+  if [ -n "$node_problem" ]; then
+    if [ "${CI:-}" = true ]; then echo "not ok - $node_problem"; else echo "# note: $node_problem; using $(command -v node)"; fi
+  fi
+  node node_modules/ava/entrypoints/cli.mjs --tap "$@" || rc=$?
   for c in "${checks[@]}"; do echo "$c"; done
   if [ "$build_rc" != 0 ]; then
     echo "not ok - build: npx tsc -b exited with status $build_rc (type errors above)"

@@ -293,7 +293,7 @@ test('error: config file missing or invalid: one line naming file (and line), ex
     t,
     ours(['-c', '-f', missing]),
     78,
-    new RegExp(`^pimpstat: ${missing}: cannot read config file: no such file or directory \\(ENOENT\\); pass the daemon's config with -f <file>\\n$`),
+    new RegExp(`^pimpstat: ${missing}: cannot read config file: no such file or directory \\(ENOENT\\); check the path and that this user may read it\\n$`),
   );
   const bad = writeConf(dir, ['stat_filename /tmp/x', 'cache_size lots']);
   oneLineError(t, ours(['-c', '-f', bad]), 78, new RegExp(`^pimpstat: ${bad}:2: option 'cache_size': `));

@@ -324,7 +324,7 @@ test('a control socket another daemon answers on stops the start; a stale one is
   const second = path.join(proxy.dir, 'second.conf');
   await writeFile(second, conf);
   const r = spawnSync(process.execPath, [IMAPPROXYD, '-f', second], { encoding: 'utf8', timeout: scaled(15_000) });
-  t.is(r.status, 1);
+  t.is(r.status, 69, 'EX_UNAVAILABLE: the control socket is in use');
   t.regex(r.stderr, new RegExp(`imapproxyd: control_socket ${path.join(proxy.dir, 'control.sock').replace(/\./g, '\\.')} is in use: is another imapproxyd running with this configuration\\?\\n$`));
 
   // a socket file left by a killed daemon

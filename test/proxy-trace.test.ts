@@ -175,7 +175,7 @@ test('several users at once; trace --off keeps tracing the running session as "N
   t.deepEqual(await ctl('trace', '--off'), {
     code: 0, stdout: 'tracing disabled for user4 (sessions being traced go on until they end)\nno user is traced\n', stderr: '',
   });
-  t.deepEqual(await ctl('trace', '--off'), { code: 0, stdout: 'nobody was traced\nno user is traced\n', stderr: '' });
+  t.deepEqual(await ctl('trace', '--off'), { code: 0, stdout: 'no user was traced\nno user is traced\n', stderr: '' });
   t.deepEqual(await ctl('trace', '--off', 'user5'), { code: 0, stdout: 'user5 was not traced\nno user is traced\n', stderr: '' });
 
   const records = await eventually('trace complete', async () => {

@@ -115,8 +115,13 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`pimpstat: ${err.message}\n`);
       return EX_USAGE;
     }
-    const failure = describeFailure(err, settings);
+    const failure = describeFailure(err, settings, configGiven(argv));
     process.stderr.write(`pimpstat: ${failure.message}\n`);
     return failure.exitCode;
   }
+}
+
+/** Whether the command line names a config (-f, --config), so that advice to pass one is pointless. */
+function configGiven(argv: string[]): boolean {
+  return argv.some((a) => a === '-f' || a === '--config' || a.startsWith('--config=') || /^-[^-]*f/.test(a));
 }

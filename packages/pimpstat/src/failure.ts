@@ -15,12 +15,13 @@ export interface Failure {
   exitCode: number;
 }
 
-export function describeFailure(err: unknown, settings: PimpstatSettings | undefined): Failure {
+export function describeFailure(err: unknown, settings: PimpstatSettings | undefined, configGiven = false): Failure {
   if (err instanceof ConfigError) {
+    // Advice to use -f only to someone who did not (the file given is the problem otherwise).
     const hint =
       err.code === 'IMAPPROXY_ERR_CONFIG_IO'
-        ? "pass the daemon's config with -f <file>"
-        : 'fix that line or pass another config with -f <file>';
+        ? configGiven ? 'check the path and that this user may read it' : "pass the daemon's config with -f <file>"
+        : configGiven ? 'fix that line' : 'fix that line or pass another config with -f <file>';
     return { message: `${err.message}; ${hint}`, exitCode: EX_CONFIG };
   }
   if (err instanceof ImapProxyError) {

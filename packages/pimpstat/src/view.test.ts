@@ -1,6 +1,6 @@
 import test from 'ava';
 import { StatsRegistry, decodeStats, encodeStats } from '@imapproxy/shared';
-import { buildView, duration, niceCeiling, reuseRate, type DashboardInput } from './view.js';
+import { buildView, chartWindow, duration, niceCeiling, reuseRate, type DashboardInput } from './view.js';
 
 process.env.TZ = 'UTC';
 
@@ -84,7 +84,7 @@ test('extension counters, pool gauge and chart data', (t) => {
   t.deepEqual(v.gauge, { fraction: 0.5, label: 'pool 13 of 26 (50%)', detail: '9 active + 4 cached' });
   t.deepEqual(v.chart, {
     title: 'logins/s 4.5  reuses/s 1.0',
-    window: 'last 5 min',
+    window: 'last 1 s',
     labels: ['-0:01', 'now'],
     logins: [3, 4.5],
     reuses: [2, 1],
@@ -123,4 +123,12 @@ test('helpers: duration, reuse rate, nice ceiling', (t) => {
   t.is(reuseRate(0, 0), 'N/A');
   t.is(reuseRate(1, 3), '75.0 %');
   t.deepEqual([0, 0.5, 0.95, 1, 4.5, 9.2, 45, 120].map(niceCeiling), [1, 1, 2, 2, 5, 20, 50, 200]);
+});
+
+test('the chart says the span it covers: seconds, then m:ss, then the full window', (t) => {
+  t.is(chartWindow(0, 300_000), 'last 0 s');
+  t.is(chartWindow(12_400, 300_000), 'last 12 s');
+  t.is(chartWindow(125_000, 300_000), 'last 2:05 min');
+  t.is(chartWindow(299_500, 300_000), 'last 5 min');
+  t.is(chartWindow(400_000, 300_000), 'last 5 min');
 });

@@ -131,7 +131,7 @@ export function buildView(input: DashboardInput): DashboardView {
   const last = rates.length > 0 ? rates[rates.length - 1]! : null;
   const chart: ChartData = {
     title: `logins/s ${rate(last?.loginsPerSecond ?? 0)}  reuses/s ${rate(last?.reusesPerSecond ?? 0)}`,
-    window: `last ${Math.round(input.rateWindowMs / 60000)} min`,
+    window: chartWindow(rates.length > 0 ? input.nowMs - rates[0]!.atMs : 0, input.rateWindowMs),
     labels: rates.map((p) => timeAgo(Math.round((input.nowMs - p.atMs) / 1000))),
     logins: rates.map((p) => p.loginsPerSecond),
     reuses: rates.map((p) => p.reusesPerSecond),
@@ -187,4 +187,16 @@ export function niceCeiling(value: number): number {
     for (const m of [1, 2, 5]) if (m * step >= target) return m * step;
     step *= 10;
   }
+}
+
+/**
+ * What the chart's x axis really covers: the full window once pimpstat has
+ * watched that long, the time since its first point before (it said "last
+ * 5 min" over a few seconds).
+ */
+export function chartWindow(coveredMs: number, windowMs: number): string {
+  if (coveredMs >= windowMs - 1000) return `last ${Math.round(windowMs / 60000)} min`;
+  const seconds = Math.max(0, Math.round(coveredMs / 1000));
+  if (seconds < 60) return `last ${seconds} s`;
+  return `last ${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')} min`;
 }

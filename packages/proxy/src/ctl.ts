@@ -39,7 +39,7 @@ async function parse(argv: string[]): Promise<Parsed> {
     .option('timeout', { type: 'number', default: 10, requiresArg: true, describe: 'seconds to wait for the answer' })
     .command(
       'trace [user..]',
-      "trace these users' sessions to protocol_log_filename from their next login; without users: list the traced users",
+      "trace these users' sessions to protocol_log_filename from their next login; without users: list the traced users; trace --off [user]: stop tracing that user, or everyone",
       (y) =>
         y
           .positional('user', { type: 'string', array: true, describe: 'login names' })
@@ -157,7 +157,7 @@ function show(req: ControlRequest, answer: Record<string, unknown>): string {
           ? `tracing disabled for ${r.removed.join(', ')} (sessions being traced go on until they end)\n`
           : req.user !== undefined
             ? `${req.user} was not traced\n`
-            : 'nobody was traced\n';
+            : 'no user was traced\n';
       return head + formatTraced(r.traced);
     }
     case 'trace-list':

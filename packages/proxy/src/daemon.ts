@@ -5,16 +5,18 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { StatsFileWriter, StatsRegistry, type LoadedConfig, type ProxyConfig } from '@imapproxy/shared';
+import { ImapProxyError, StatsFileWriter, StatsRegistry, type LoadedConfig, type ProxyConfig } from '@imapproxy/shared';
 import { ControlServer, ControlSocketInUseError } from './admin/control-server.js';
 import { logReload, ProxyAdmin } from './admin/proxy-admin.js';
 import type { OptionChange } from '@imapproxy/shared';
+import { PrivilegedReader } from './admin/privileged-reader.js';
 import { ConfigReloader, type ReloadReport } from './admin/reload.js';
 import { ProtocolTrace } from './admin/trace.js';
 import { JournalSink, stderrIsJournal } from './log/journal-sink.js';
 import { Logger, StderrSink, type LogSink } from './log/logger.js';
 import { SYSLOG_SOCKET_ENV, SyslogSink } from './log/syslog-sink.js';
-import { dropPrivileges, resolveProcessUser, startedAsRoot, type ProcessUser } from './privileges.js';
+import { controlDirWarning } from './config-test.js';
+import { dropPrivileges, writableByModeBits, resolveProcessUser, startedAsRoot, type ProcessUser } from './privileges.js';
 import { ProxyServer, SHUTDOWN_GRACE_MS } from './server.js';
 import { startMetrics } from './metrics/start-metrics.js';
 import { VERSION } from './version.js';
@@ -34,7 +36,32 @@ export interface DaemonOptions {
   pidfile: string | null;
 }
 
-export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<void> {
+/** What a failed start needs to log its reason to syslog too. */
+interface StartState {
+  log?: Logger;
+  syslog?: SyslogSink | null;
+}
+
+/**
+ * Starts the daemon; resolves once it is ready (listening, privileges
+ * dropped, the launcher told). A failure before that rejects: the caller
+ * prints the message and exits with exitCodeFor(err).
+ */
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const state: StartState = {};
+  try {
+    await startDaemon(opts, state);
+  } catch (err) {
+    // In background mode the log is syslog: the reason goes there too, not only to the launcher's stderr.
+    if (state.syslog) {
+      state.log?.err(`start-up failed: ${(err as Error).message}`);
+      await state.syslog.close().catch(() => {});
+    }
+    throw err;
+  }
+}
+
+async function startDaemon({ loaded, pidfile }: DaemonOptions, state: StartState): Promise<void> {
   const config = loaded.config;
   const configFile = path.resolve(loaded.file);
   // Background mode: stderr is the launcher's and may be gone; a write to it must not kill the daemon.
@@ -58,6 +85,8 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
     sink = syslog;
   }
   const log = new Logger(sink, maxRank(config));
+  state.log = log;
+  state.syslog = syslog;
   log.info(`Using configuration file '${configFile}'`);
   for (const w of loaded.warnings) log.warning(w.message);
   log.info(`Internal admin commands are ${config.enable_admin_commands ? 'enabled' : 'disabled'}`);
@@ -106,17 +135,42 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
     syslog?.setFacility(config.syslog_facility);
     if (changes.some((c) => c.option === 'cache_expiration_time')) server.ctx.pool.rescheduleExpiry();
   };
+  // Started as root: a reload after the privilege drop reads the config file and the
+  // client certificate and key through a helper that stays root, so they may be
+  // readable by root only (admin/privileged-reader.ts). Started before the drop, below.
+  let reader: PrivilegedReader | null = null;
+  const readForReload = async (file: string): Promise<Buffer | undefined> => (reader?.has(file) ? reader.read(file) : undefined);
   // SIGHUP and imapproxyctl reload do the same: the file, then renewed certificates.
-  const reload = (by: string): ReloadReport => {
+  const reload = async (by: string): Promise<ReloadReport> => {
     let report: ReloadReport;
     try {
-      report = reloader.reload();
+      let bytes: Buffer | undefined;
+      try {
+        bytes = await readForReload(configFile);
+      } catch (err) {
+        throw new ImapProxyError('IMAPPROXY_ERR_RELOAD', `${(err as Error).message}; the running configuration is unchanged`, { cause: err });
+      }
+      report = reloader.reload(bytes);
     } finally {
       // Renewed certificates (certbot deploy hooks send SIGHUP), even when the config file did not change.
-      server.reloadTls();
+      await reloadTls();
     }
     logReload(server.ctx, report, by);
     return report;
+  };
+  const reloadTls = async (): Promise<void> => {
+    const files = server.ctx.clientTls?.files;
+    if (!files) return;
+    let pem: { cert: Buffer; key: Buffer } | undefined;
+    try {
+      const cert = await readForReload(files.cert);
+      const key = await readForReload(files.key);
+      if (cert && key) pem = { cert, key };
+    } catch (err) {
+      log.err(`client TLS certificate not reloaded, keeping the running one: ${(err as Error).message}`);
+      return;
+    }
+    server.reloadTls(pem);
   };
   const admin = new ProxyAdmin({
     ctx: server.ctx,
@@ -132,10 +186,23 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
     // The proxy itself works without it; imapproxyctl will say the daemon is not reachable.
     log.err(`${(err as Error).message}; imapproxyctl will not work`);
   }
+  if (control && user && !writableByModeBits(user, path.dirname(config.control_socket))) {
+    log.warning(controlDirWarning(config, path.dirname(config.control_socket)));
+  }
 
-  const address = await server.listen();
+  let address;
+  try {
+    address = await server.listen();
+  } catch (err) {
+    await control?.close();
+    throw listenError(config, err);
+  }
   // Bound as root with the IMAP listener: a port below 1024 works too.
   const metrics = await startMetrics(server.ctx, VERSION, log);
+  if (user) {
+    const tlsFiles = server.ctx.clientTls?.files;
+    reader = PrivilegedReader.start([configFile, tlsFiles?.cert, tlsFiles?.key]);
+  }
   dropPrivileges(config, log, user);
   log.info(`imapproxy-ts version ${VERSION} normal server startup on ${address.address}:${address.port}.`);
   process.send?.({ ready: true });
@@ -143,11 +210,7 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
 
   process.on('SIGPIPE', () => {});
   process.on('SIGHUP', () => {
-    try {
-      reload('SIGHUP');
-    } catch (err) {
-      log.err(`SIGHUP: ${(err as Error).message}`);
-    }
+    reload('SIGHUP').catch((err: unknown) => log.err(`SIGHUP: ${(err as Error).message}`));
   });
   process.off('SIGHUP', earlyHup);
 
@@ -177,6 +240,7 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
     await trace.close();
     if (pidfile) removePidfile(pidfile, log);
     log.info('imapproxyd stopped');
+    reader?.close();
     await syslog?.close();
     // A moment for the LOGOUTs just written to leave.
     setTimeout(() => process.exit(0), 100);
@@ -189,6 +253,19 @@ export async function runDaemon({ loaded, pidfile }: DaemonOptions): Promise<voi
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+/** "listen_port 143 on 127.0.0.1: address already in use (EADDRINUSE)", keeping the errno code for the exit status. */
+function listenError(config: ProxyConfig, err: unknown): Error {
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  const reason = e.code === 'EADDRINUSE' ? 'address already in use, is another imapproxyd (or the C original) running?'
+    : e.code === 'EACCES' ? 'permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)'
+      : e.code === 'EADDRNOTAVAIL' ? 'no such address on this machine'
+        : e.message;
+  const option = e.port !== undefined && e.port === config.client_tls_listen_port && e.port !== config.listen_port ? 'client_tls_listen_port' : 'listen_port';
+  const out = new Error(`cannot listen on ${e.address ?? config.listen_address ?? '*'}:${e.port ?? config.listen_port} (${option}): ${reason} (${e.code ?? 'error'})`, { cause: err });
+  (out as NodeJS.ErrnoException).code = e.code;
+  return out;
 }
 
 /**

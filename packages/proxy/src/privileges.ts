@@ -4,8 +4,9 @@
 // (its setgroups() failed), a daemon started by an ordinary user keeps that
 // user.
 
-import { execFileSync } from 'node:child_process';
-import type { ProxyConfig } from '@imapproxy/shared';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { ImapProxyError, type ProxyConfig } from '@imapproxy/shared';
 import type { Logger } from './log/logger.js';
 
 export interface ProcessUser {
@@ -25,7 +26,7 @@ export function startedAsRoot(): boolean {
 export function resolveProcessUser(config: Pick<ProxyConfig, 'proc_username' | 'proc_groupname'>): ProcessUser {
   const uid = lookup('passwd', config.proc_username);
   const gid = lookup('group', config.proc_groupname);
-  if (uid === 0) throw new Error(`proc_username ${config.proc_username} is root: refusing to run as root`);
+  if (uid === 0) throw configError(`option 'proc_username': ${config.proc_username} has uid 0: refusing to run as root; use a user of its own (the Debian package creates imapproxy)`);
   return { uid, gid };
 }
 
@@ -35,11 +36,16 @@ function lookup(db: 'passwd' | 'group', name: string): number {
   try {
     line = execFileSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   } catch {
-    throw new Error(`${db === 'passwd' ? 'proc_username' : 'proc_groupname'} ${name}: no such ${db === 'passwd' ? 'user' : 'group'}`);
+    throw configError(`option '${db === 'passwd' ? 'proc_username' : 'proc_groupname'}': no such ${db === 'passwd' ? 'user' : 'group'} '${name}'`);
   }
   const id = Number(line.split('\n')[0]!.split(':')[2]);
   if (!Number.isInteger(id)) throw new Error(`getent ${db} ${name}: unexpected answer`);
   return id;
+}
+
+/** An unusable user or group is a configuration error (exit status 78). */
+function configError(message: string): ImapProxyError {
+  return new ImapProxyError('IMAPPROXY_ERR_CONFIG', message);
 }
 
 export function dropPrivileges(config: ProxyConfig, log: Logger, user?: ProcessUser): void {
@@ -55,6 +61,29 @@ export function dropPrivileges(config: ProxyConfig, log: Logger, user?: ProcessU
   process.setgroups!([]);
   process.setgid!(target.gid);
   process.setuid!(target.uid);
-  if (process.getuid!() === 0 || process.geteuid!() === 0) throw new Error(`proc_username ${config.proc_username} is root: refusing to run as root`);
+  if (process.getuid!() === 0 || process.geteuid!() === 0) throw configError(`option 'proc_username': ${config.proc_username} is root: refusing to run as root`);
   log.info(`Process will run as uid ${target.uid} (${config.proc_username}) and gid ${target.gid} (${config.proc_groupname}).`);
+}
+
+/**
+ * test(1) run as this user and group without supplementary groups, as the
+ * daemon runs after the drop: whether it will be able to read or write there.
+ */
+export function accessibleAs(user: ProcessUser, flag: '-r' | '-w', file: string): boolean {
+  return spawnSync('/usr/bin/test', [flag, file], { uid: user.uid, gid: user.gid, stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Whether the mode bits of `dir` let this user write there (ACLs aside). No process is
+ * started: cheap enough for every start, where accessibleAs() (-t) is exact.
+ */
+export function writableByModeBits(user: ProcessUser, dir: string): boolean {
+  try {
+    const st = fs.statSync(dir);
+    if (st.uid === user.uid) return (st.mode & 0o200) !== 0;
+    if (st.gid === user.gid) return (st.mode & 0o020) !== 0;
+    return (st.mode & 0o002) !== 0;
+  } catch {
+    return false;
+  }
 }

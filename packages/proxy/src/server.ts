@@ -72,8 +72,8 @@ export class ProxyServer {
   }
 
   /** Reads the client certificate and key again (SIGHUP); false when they could not be read and the old ones stay. */
-  reloadTls(): boolean {
-    return this.ctx.clientTls?.reload() ?? true;
+  reloadTls(pem?: { cert: Buffer; key: Buffer }): boolean {
+    return this.ctx.clientTls?.reload(pem) ?? true;
   }
 
   /** Every client connection, for imapproxyctl dump. */

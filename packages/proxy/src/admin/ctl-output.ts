@@ -68,7 +68,7 @@ export function formatStats(r: ControlResults['stats']): string {
   ];
   const out = lines.map(([v, label]) => ` ${v} ${label}\n`);
   out.push(` counting since ${new Date(c.countTime * 1000).toISOString()}, started ${new Date(c.startTime * 1000).toISOString()}\n`);
-  out.push(r.traced.length > 0 ? ` tracing: ${r.traced.join(', ')}\n` : ' tracing: nobody\n');
+  out.push(r.traced.length > 0 ? ` tracing: ${r.traced.join(', ')}\n` : ' tracing: no user\n');
   return out.join('');
 }
 

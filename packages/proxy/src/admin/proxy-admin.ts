@@ -12,7 +12,7 @@ export interface ProxyAdminOptions {
   ctx: ProxyContext;
   configFile: string;
   /** Re-reads the configuration (as SIGHUP does) and logs what changed; throws IMAPPROXY_ERR_RELOAD. */
-  reload: () => ReloadReport;
+  reload: () => ReloadReport | Promise<ReloadReport>;
   /** Client connections now. */
   clients: () => ClientInfo[];
   startedAt?: Date;
@@ -163,7 +163,7 @@ export class ProxyAdmin {
     return { removed, traced: trace.tracedUsers() };
   }
 
-  reload(): ControlResults['reload'] {
+  reload(): ControlResults['reload'] | Promise<ControlResults['reload']> {
     return this.opts.reload();
   }
 }

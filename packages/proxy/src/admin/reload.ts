@@ -5,7 +5,7 @@
 // daemon runs (sockets, files, identity, TLS) are reported as needing a restart
 // and keep their running value.
 
-import { ConfigError, findOption, ImapProxyError, loadConfig, OPTION_NAMES, type OptionChange, type OptionName, type ProxyConfig } from '@imapproxy/shared';
+import { ConfigError, findOption, ImapProxyError, loadConfig, OPTION_NAMES, parseConfigText, type OptionChange, type OptionName, type ProxyConfig } from '@imapproxy/shared';
 import { unsupportedOptions } from '../unsupported-options.js';
 
 /** Options a reload changes in the running daemon. */
@@ -42,11 +42,16 @@ export class ConfigReloader {
     private readonly onApplied: (changes: OptionChange[]) => void = () => {},
   ) {}
 
-  /** Reads the file again; throws ImapProxyError (IMAPPROXY_ERR_RELOAD) and changes nothing when it is invalid. */
-  reload(): ReloadReport {
+  /**
+   * Reads the file again, or takes its bytes as read by the privileged reader
+   * (a file readable by root only, after the privilege drop); throws
+   * ImapProxyError (IMAPPROXY_ERR_RELOAD) and changes nothing when it is invalid.
+   */
+  reload(bytes?: Buffer): ReloadReport {
     let loaded;
     try {
-      loaded = loadConfig(this.file);
+      // TextDecoder drops a byte order mark, as loadConfig does.
+      loaded = bytes === undefined ? loadConfig(this.file) : parseConfigText(new TextDecoder().decode(bytes), this.file);
     } catch (err) {
       if (err instanceof ConfigError) throw new ImapProxyError('IMAPPROXY_ERR_RELOAD', `${err.message}; the running configuration is unchanged`, { cause: err });
       throw err;

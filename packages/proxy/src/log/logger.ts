@@ -54,3 +54,11 @@ export class StderrSink implements LogSink {
     process.stderr.write(`imapproxyd[${process.pid}]: ${level}: ${message}\n`);
   }
 }
+
+/** Keeps messages in memory: `imapproxyd -t` loads the TLS files with a logger whose lines it prints itself. */
+export class MemorySink implements LogSink {
+  readonly lines: string[] = [];
+  write(level: Level, message: string): void {
+    this.lines.push(`${level}: ${message}`);
+  }
+}

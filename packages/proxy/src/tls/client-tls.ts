@@ -64,9 +64,9 @@ export class ClientTls {
    * established sessions keep theirs. On failure the running ones stay and
    * the reason is logged; returns whether the new files are in use.
    */
-  reload(): boolean {
+  reload(pem?: { cert: Buffer; key: Buffer }): boolean {
     try {
-      this.context = this.load();
+      this.context = this.load(pem);
       this.log.info(`client TLS certificate reloaded from ${this.config.client_tls_cert_file}`);
       return true;
     } catch (err) {
@@ -106,11 +106,16 @@ export class ClientTls {
     });
   }
 
-  private load(): tls.SecureContext {
+  /** The files' paths: a reload after the privilege drop may get their bytes read as root (admin/privileged-reader.ts). */
+  get files(): { cert: string; key: string } {
+    return { cert: this.config.client_tls_cert_file, key: this.config.client_tls_key_file ?? this.config.client_tls_cert_file };
+  }
+
+  private load(pem?: { cert: Buffer; key: Buffer }): tls.SecureContext {
     const certFile = this.config.client_tls_cert_file;
     const keyFile = this.config.client_tls_key_file;
-    const cert = readPemFile('client_tls_cert_file', certFile);
-    const key = keyFile !== undefined ? readPemFile('client_tls_key_file', keyFile) : cert;
+    const cert = pem?.cert ?? readPemFile('client_tls_cert_file', certFile);
+    const key = pem?.key ?? (keyFile !== undefined ? readPemFile('client_tls_key_file', keyFile) : cert);
     try {
       return tls.createSecureContext({ cert, key });
     } catch (err) {

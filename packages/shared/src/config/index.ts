@@ -4,3 +4,4 @@ export * from './load.js';
 export * from './render.js';
 export * from './schema.js';
 export * from './lists.js';
+export { formatValue, typeLabel } from './value-types.js';

@@ -144,3 +144,12 @@ test('a directory is IMAPPROXY_ERR_CONFIG_IO too', (t) => {
     message: `${dir}: cannot read config file: illegal operation on a directory (EISDIR)`,
   });
 });
+
+test('a misspelt option is warned about with the option it most likely meant', (t) => {
+  const { warnings } = parseConfigText('cache_sise 10\nproc_usrname imapproxy\nquite_unrelated_words 1\n', FILE);
+  t.deepEqual(warnings.map((w) => w.message), [
+    `${FILE}:1: unknown option 'cache_sise' ignored; did you mean 'cache_size'?`,
+    `${FILE}:2: unknown option 'proc_usrname' ignored; did you mean 'proc_username'?`,
+    `${FILE}:3: unknown option 'quite_unrelated_words' ignored`,
+  ]);
+});

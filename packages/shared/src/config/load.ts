@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { getSystemErrorMap } from 'node:util';
 import { ConfigError } from './config-error.js';
-import { defaultConfig, findOption, type ProxyConfig } from './schema.js';
+import { defaultConfig, findOption, OPTION_NAMES, type ProxyConfig } from './schema.js';
 import { splitConfigLines, type ConfigLine } from './syntax.js';
 import { expectedForm, readValue } from './value-types.js';
 
@@ -45,7 +45,9 @@ export function parseConfigText(text: string, file: string): LoadedConfig {
     const spec = findOption(option);
     if (spec === undefined) {
       firstUnknown ??= entry;
-      warnings.push({ file, line, option: keyword, message: `${file}:${line}: unknown option '${keyword}' ignored` });
+      const near = nearestOption(option);
+      const hint = near === undefined ? '' : `; did you mean '${near}'?`;
+      warnings.push({ file, line, option: keyword, message: `${file}:${line}: unknown option '${keyword}' ignored${hint}` });
       continue;
     }
     const reading = value === ''
@@ -94,4 +96,31 @@ function systemReason(error: unknown): string {
   const errno = (error as NodeJS.ErrnoException).errno;
   const known = errno === undefined ? undefined : getSystemErrorMap().get(errno);
   return known === undefined ? String(error) : `${known[1]} (${known[0]})`;
+}
+
+/** The known option a misspelt one most likely meant (at most 2 edits, or a third of its length), if any. */
+export function nearestOption(word: string): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const name of OPTION_NAMES) {
+    const d = editDistance(word, name);
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance (option names are short: the quadratic table is fine). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
 }
