@@ -124,7 +124,7 @@ async function oneRun(dovecot: Dovecot, o: Options, target: Target, cache: boole
     const startWindow = async (): Promise<void> => {
       before = {
         cpu: proxy ? cpuMs(proxy.pid) : undefined,
-        dovecot: await dovecot.loginCount(),
+        dovecot: await dovecot.loginCountNow(),
         rc: (await rc.imapLog()).filter((l) => /\] C: \S+ (LOGIN|AUTHENTICATE) /.test(l)).length,
         counters: proxy ? proxyCounters(proxy.statFile) : undefined,
       };
@@ -150,7 +150,7 @@ async function oneRun(dovecot: Dovecot, o: Options, target: Target, cache: boole
     // page views end a little after the window: their logins are within a page view of the end
     const after = {
       cpu: proxy ? cpuMs(proxy.pid) : undefined,
-      dovecot: await dovecot.loginCount(),
+      dovecot: await dovecot.loginCountNow(),
       rc: (await rc.imapLog()).filter((l) => /\] C: \S+ (LOGIN|AUTHENTICATE) /.test(l)).length,
       counters: proxy ? proxyCounters(proxy.statFile) : undefined,
     };
