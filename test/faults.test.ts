@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readStatsFile } from '@imapproxy/shared';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
 import { isAlive } from './helpers/process-tree.js';
-import { startProxy, type Proxy } from './helpers/proxy.js';
+import { withProxy, type Proxy } from './helpers/proxy.js';
 import { eventually, loginEvents, waitForCached, waitForLogLines } from './helpers/proxy-log.js';
 import { Bare, fdCount, standardLogin, startFakeServer, statsWhen, type FakeConn } from './helpers/reliability.js';
 import { RawClient } from './helpers/transcript.js';
@@ -41,15 +41,6 @@ test.after.always(async () => {
 const pass = (user: string) => user.replace('user', 'pass');
 const UNAVAILABLE = /^a1 NO \[UNAVAILABLE\] LOGIN failed: IMAP server unavailable$/;
 
-/** Our daemon in front of `serverPort` for the duration of `body`. */
-async function withProxy<T>(serverPort: number, extraConf: string, body: (p: Proxy) => Promise<T>): Promise<T> {
-  const p = await startProxy({ serverPort, extraConf });
-  try {
-    return await body(p);
-  } finally {
-    await p.stop();
-  }
-}
 
 // --- the server dies under load -----------------------------------------------------
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { startDovecot, type Dovecot } from './helpers/dovecot.js';
-import { startProxy, type Proxy } from './helpers/proxy.js';
+import { loginWorks, withProxy as withProxyOn, type Proxy } from './helpers/proxy.js';
 import { getFreePorts, LOOPBACK } from './helpers/ports.js';
 import { runCtl } from './helpers/ctl.js';
 import { eventually, waitForCached, waitForLogLines } from './helpers/proxy-log.js';
@@ -24,27 +24,9 @@ test.after.always(async () => {
   await dovecot?.stop();
 });
 
-async function withProxy(extraConf: string, body: (p: Proxy) => Promise<void>): Promise<void> {
-  const p = await startProxy({ serverPort: dovecot.port, extraConf });
-  try {
-    await body(p);
-  } finally {
-    await p.stop();
-  }
-}
-
-/** A normal login still works on `p`: LOGIN, NOOP, LOGOUT. */
-async function loginWorks(p: Proxy, user: string): Promise<boolean> {
-  const c = await RawClient.connect(p.port);
-  try {
-    const r = await c.command(`z1 LOGIN ${user} ${user.replace('user', 'pass')}`);
-    if (r.at(-1) !== 'z1 OK User logged in') return false;
-    if (!/^z2 OK/.test((await c.command('z2 NOOP')).at(-1)!)) return false;
-    await c.command('z3 LOGOUT');
-    return true;
-  } finally {
-    await c.close();
-  }
+/** Our daemon in front of the test Dovecot for the duration of `body`. */
+function withProxy(extraConf: string, body: (p: Proxy) => Promise<void>): Promise<void> {
+  return withProxyOn(dovecot.port, extraConf, body);
 }
 
 /**

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getFreePort, LOOPBACK, waitForListening } from './ports.js';
 import { onProcessExit, waitForExit } from './process-tree.js';
+import { RawClient } from './transcript.js';
 import { scaled } from './wait.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -180,4 +181,28 @@ export async function proxyFor(t: Teardown, opts: ProxyOptions): Promise<Proxy> 
   const proxy = await startProxy(opts);
   t.teardown(() => proxy.stop());
   return proxy;
+}
+
+/** Our daemon in front of `serverPort` for the duration of `body`, stopped whatever happens. */
+export async function withProxy<T>(serverPort: number, extraConf: string, body: (p: Proxy) => Promise<T>): Promise<T> {
+  const p = await startProxy({ serverPort, extraConf });
+  try {
+    return await body(p);
+  } finally {
+    await p.stop();
+  }
+}
+
+/** A normal login still works on `p`: LOGIN, NOOP, LOGOUT (user N's password is passN). */
+export async function loginWorks(p: Proxy, user: string): Promise<boolean> {
+  const c = await RawClient.connect(p.port);
+  try {
+    const r = await c.command(`z1 LOGIN ${user} ${user.replace('user', 'pass')}`);
+    if (r.at(-1) !== 'z1 OK User logged in') return false;
+    if (!/^z2 OK/.test((await c.command('z2 NOOP')).at(-1)!)) return false;
+    await c.command('z3 LOGOUT');
+    return true;
+  } finally {
+    await c.close();
+  }
 }
