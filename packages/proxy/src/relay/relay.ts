@@ -126,8 +126,6 @@ export class Relay {
   private selectionState: string | null = null;
   /** The first ENABLE of the connection, on its way: its answer is kept (BackendConnection.enabledBy). */
   private enableRecord: { tag: string; requested: string; lines: Buffer[] } | null = null;
-  /** The text after the tag of the tagged line being handled, when the proxy read all of it. */
-  private lastTaggedText: string | null = null;
   private compressTag: string | null = null;
   /** COMPRESS is active: bytes are passed through without being read. */
   private raw = false;
@@ -322,7 +320,7 @@ export class Relay {
     this.reading = null;
     const { understanding } = readClientCommand(lines);
     if (!understanding.understood) {
-      this.proof.taint(understanding.reason.startsWith('unknown') ? 'unknown_command' : 'unparsed_arguments', understanding.reason);
+      this.proof.taint(understanding.unknown ? 'unknown_command' : 'unparsed_arguments', understanding.reason);
       return;
     }
     const use = this.newEffects(understanding.use);
@@ -416,7 +414,7 @@ export class Relay {
     }
     if (this.outstanding.has(tag) || this.own.has(tag)) this.proof.taint('untracked_tag', 'a tag already in use');
     if (!understanding.understood) {
-      this.proof.taint(understanding.reason.startsWith('unknown') ? 'unknown_command' : 'unparsed_arguments', understanding.reason);
+      this.proof.taint(understanding.unknown ? 'unknown_command' : 'unparsed_arguments', understanding.reason);
     }
     if (!complete) this.reading = [seg.head];
     const use = understanding.understood ? this.newEffects(understanding.use) : null;
@@ -771,7 +769,6 @@ export class Relay {
     }
     const tag = seg.head.toString('latin1', 0, sp);
     const status = /^(OK|NO|BAD)\b/i.exec(seg.head.toString('latin1', sp + 1, sp + 5))?.[1]?.toUpperCase() ?? '';
-    this.lastTaggedText = seg.head.length === seg.length && seg.literal === null ? seg.head.toString('latin1', sp + 1) : null;
     const ownDone = this.own.get(tag);
     if (ownDone) {
       this.own.delete(tag);
@@ -803,21 +800,23 @@ export class Relay {
         // The client did not select this mailbox: what a fresh login hears (SelectCacheSlot.statusOk).
         this.beginResponse('drop', end);
         this.writeClient(Buffer.from(`${tag} ${this.slot.statusOk}\r\n`, 'latin1'));
-        this.completed(tag, cmd, status, end);
+        this.completed(tag, cmd, status, end, seg);
         return;
       }
     }
     this.beginResponse('forward', end);
-    this.completed(tag, cmd, status, end);
+    this.completed(tag, cmd, status, end, seg);
   }
 
   /** The bookkeeping of a client command's tagged reply. */
-  private completed(tag: string, cmd: Outstanding, status: string, end: number): void {
+  private completed(tag: string, cmd: Outstanding, status: string, end: number, tagged: Segment): void {
     const record = this.enableRecord;
     if (record !== null && record.tag === tag) {
       this.enableRecord = null;
-      this.conn.enabledBy = status === 'OK' && this.lastTaggedText !== null
-        ? { kind: 'enable', requested: record.requested, untagged: Buffer.concat(record.lines.flatMap((l) => [l, CRLF])), ok: this.lastTaggedText }
+      // the answer is kept whole (a tagged line longer than the head is not: the connection is then not cached)
+      const whole = tagged.head.length === tagged.length && tagged.literal === null;
+      this.conn.enabledBy = status === 'OK' && whole
+        ? { kind: 'enable', requested: record.requested, untagged: Buffer.concat(record.lines.flatMap((l) => [l, CRLF])), ok: tagged.head.toString('latin1', tag.length + 1) }
         : { kind: 'mixed' };
     }
     this.outstanding.delete(tag);

@@ -26,7 +26,7 @@ export function readClientCommand(segments: Buffer[], prefix = false): ClientCom
   const first = segments[0] ?? EMPTY;
   const head = readTagAndName(first);
   if ('error' in head) {
-    return { tag: head.tag, name: '', understanding: { understood: false, reason: head.error === 'tag' ? 'a line without a valid tag' : 'a command without a name' } };
+    return { tag: head.tag, name: '', understanding: { understood: false, unknown: false, reason: head.error === 'tag' ? 'a line without a valid tag' : 'a command without a name' } };
   }
   const lines = prefix ? [...segments, EMPTY] : segments;
   const literals = lines.slice(1).map(() => EMPTY);
@@ -35,6 +35,6 @@ export function readClientCommand(segments: Buffer[], prefix = false): ClientCom
     return { tag: head.tag, name: head.name, understanding: understandCommand(head.name, args, prefix) };
   } catch (err) {
     if (!(err instanceof ArgumentError)) throw err;
-    return { tag: head.tag, name: head.name, understanding: { understood: false, reason: `${head.name.slice(0, 40).replace(/[^\x21-\x7e]/g, '?')}: ${err.message}` } };
+    return { tag: head.tag, name: head.name, understanding: { understood: false, unknown: false, reason: `${head.name.slice(0, 40).replace(/[^\x21-\x7e]/g, '?')}: ${err.message}` } };
   }
 }

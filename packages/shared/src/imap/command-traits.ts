@@ -49,7 +49,10 @@ export interface CommandUse {
   mailbox: Buffer | null;
 }
 
-export type Understanding = { understood: true; use: CommandUse } | { understood: false; reason: string };
+export type Understanding =
+  | { understood: true; use: CommandUse }
+  /** `unknown`: the command is not in the table at all (else its arguments are not of its shape). */
+  | { understood: false; unknown: boolean; reason: string };
 
 type Shape = (args: Arg[]) => boolean;
 
@@ -251,10 +254,10 @@ export function understandCommand(name: string, args: Arg[], prefix = false): Un
   } else if (Object.hasOwn(TABLE, name)) {
     traits = TABLE[name];
   }
-  if (traits === undefined) return { understood: false, reason: `unknown command ${printable(fullName)}` };
-  if (prefix && traits.noLiterals === true) return { understood: false, reason: `a literal in ${fullName}` };
+  if (traits === undefined) return { understood: false, unknown: true, reason: `unknown command ${printable(fullName)}` };
+  if (prefix && traits.noLiterals === true) return { understood: false, unknown: false, reason: `a literal in ${fullName}` };
   // A prefix (the command goes on after a literal) is checked for its shape at its end.
-  if (!prefix && !traits.shape(rest)) return { understood: false, reason: `unexpected arguments to ${fullName}` };
+  if (!prefix && !traits.shape(rest)) return { understood: false, unknown: false, reason: `unexpected arguments to ${fullName}` };
 
   const use: CommandUse = {
     name: fullName,
