@@ -7,20 +7,20 @@
 // cache: ENABLE QRESYNC; without it: STATUS ... HIGHESTMODSEQ), so they keep
 // their reuse; a session that asks for nothing never gets such a connection.
 
-import { readClientCommand } from '@imapproxy/shared';
+import type { ClientCommandReading } from '@imapproxy/shared';
 import type { BackendConnection } from '../backend/backend-connection.js';
 import { requestedKey } from '../backend/enabled-origin.js';
 
 /**
- * Whether `line` (the session's first command line, without its ending) fits
- * `conn`: null when it does not; else what the proxy answers in the server's
- * place (the recorded answer to the same ENABLE), or null `answer` when the
- * line goes to the server as it is.
+ * Whether the session's first decisive command (`reading`, its line as
+ * readClientCommand read it) fits `conn`: null when it does not; else what
+ * the proxy answers in the server's place (the recorded answer to the same
+ * ENABLE), or null `answer` when the line goes to the server as it is.
  */
-export function firstCommandFits(conn: BackendConnection, line: Buffer): { answer: Buffer | null } | null {
+export function firstCommandFits(conn: BackendConnection, reading: ClientCommandReading): { answer: Buffer | null } | null {
   const how = conn.enabledBy;
   if (how === null || how.kind === 'mixed') return null;
-  const { tag, understanding } = readClientCommand([line]);
+  const { tag, understanding } = reading;
   if (tag === null || !understanding.understood) return null;
   const use = understanding.use;
   if (how.kind === 'enable') {

@@ -607,13 +607,13 @@ export class ClientSession implements PreauthSession {
       // 1. a connection with extensions on that this command switches on alike (the prelude's first)
       let conn: BackendConnection | null;
       let answer: Buffer | null = null;
-      const fitsPrelude = prelude !== null && prelude.enabled.size > 0 ? firstCommandFits(prelude, line.text) : null;
+      const fitsPrelude = prelude !== null && prelude.enabled.size > 0 ? firstCommandFits(prelude, reading) : null;
       if (fitsPrelude !== null) {
         conn = prelude;
         answer = fitsPrelude.answer;
       } else {
         conn = ctx.pool.take(userKey, key, this.address, (c) => {
-          const fit = c.enabled.size > 0 ? firstCommandFits(c, line.text) : null;
+          const fit = c.enabled.size > 0 ? firstCommandFits(c, reading) : null;
           if (fit) answer = fit.answer;
           return fit !== null;
         });

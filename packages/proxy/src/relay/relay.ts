@@ -189,7 +189,7 @@ export class Relay {
     this.inherited = conn.selected;
     this.watch.strict = this.inherited;
     this.toClient = new ClientWriter(client, conn);
-    this.proof = new ReuseProof(conn, { tainted: (kind, reason) => hooks.tainted?.(kind, reason) });
+    this.proof = new ReuseProof(conn, hooks);
     this.clientScanner = new ImapScanner(
       {
         segment: (seg, chunk, end) => this.onClientSegment(seg, chunk, end),

@@ -37,10 +37,6 @@ export class ReuseProof {
     this.conn.notReusable = `not understood: ${reason}`;
     this.hooks.tainted?.(kind, reason);
   }
-
-  get tainted(): boolean {
-    return this.conn.notReusable !== null;
-  }
 }
 
 /** `* ENABLED`, `* ESEARCH`, `* OK [HIGHESTMODSEQ`, `* n FETCH (... MODSEQ (`: what an untagged line may reveal. */
