@@ -28,7 +28,7 @@ export function splitConfigLines(text: string): ConfigLine[] {
     // Unlike 1.2.8, blank and indented lines are fine and tabs separate like spaces (B6).
     const match = /^[ \t]*([^ \t]+)(?:[ \t]+(.*?))?[ \t]*$/s.exec(content);
     if (match === null) return;
-    lines.push({ line: index + 1, keyword: match[1], value: match[2] ?? '' });
+    lines.push({ line: index + 1, keyword: match[1]!, value: match[2] ?? '' });
   });
   return lines;
 }
