@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# npm run bench [-- --quick | --scale | --scale-out | --cpu-prof | --rounds N]
+# npm run bench [-- --quick | --scale | --scale-out | --cpu-prof | --rounds N | --busy N]
 #
 # Side-by-side benchmark of imapproxy-ts ("ours"), the C original up-imapproxy
 # 1.2.8 ("c", /usr/sbin/imapproxyd) and Dovecot itself ("direct"), all on
@@ -17,6 +17,12 @@
 #             behind the same HAProxy: rate, latency and reuse share (issue 10).
 #   --cpu-prof  run ours under `node --cpu-prof`; the .cpuprofile lands in the
 #             results directory (written when ours exits at the end).
+#   --busy N  N processes that spin on the CPU for the whole run (a webmail host's
+#             PHP workers), started with the servers; every row runs beside them.
+#             They are the bench's own: not counted as "other" processes.
+#
+# After the matrix, ours' RSS is sampled for 60 s with no load (does it give memory
+# back?), and its high-water mark over the whole run is reported (issue 19).
 #
 # Starts exactly one Dovecot, one C imapproxyd and one of ours, each in its own
 # state directory under /tmp/imapproxy-bench.XXXXXX, on free loopback ports; all
@@ -33,6 +39,7 @@ MODE=matrix
 QUICK=0
 CPU_PROF=0
 ROUNDS=""
+BUSY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -40,7 +47,8 @@ while [ $# -gt 0 ]; do
     --scale-out) MODE=scaleout ;;
     --cpu-prof) CPU_PROF=1 ;;
     --rounds) ROUNDS="$2"; shift ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    --busy) BUSY="$2"; [[ $BUSY =~ ^[0-9]+$ ]] || { echo "$ME: --busy takes a number" >&2; exit 2; }; shift ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "$ME: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -121,7 +129,7 @@ OUT="$BENCH_DIR/results/$TS${BENCH_TAG:+-$BENCH_TAG}"
 [ "$MODE" = scaleout ] && OUT="$OUT-scale-out"
 mkdir -p "$OUT/runs"
 
-DPID=""; CPID=""; OPID=""; O2PID=""; HPID=""; CATCHER_PID=""
+DPID=""; CPID=""; OPID=""; O2PID=""; HPID=""; CATCHER_PID=""; BUSY_PID=""
 
 alive() { [ -n "$1" ] && [ -d "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 descendants() { # pids below $1, deepest last
@@ -149,6 +157,7 @@ cleanup() {
   stop_pid "$O2PID" ours2
   stop_pid "$CPID" c-imapproxyd
   stop_pid "$CATCHER_PID" syslog-catcher
+  stop_pid "$BUSY_PID" busy tree
   stop_pid "$DPID" dovecot tree
   if [ -d "$STATE" ]; then
     [ -s "$STATE/ours/stderr.log" ] && tail -n 200 "$STATE/ours/stderr.log" > "$OUT/ours-log-tail.txt" 2>/dev/null || true
@@ -407,6 +416,12 @@ EOF
 
 [ "$MODE" = matrix ] && start_c
 start_ours
+if [ "$BUSY" -gt 0 ]; then
+  # One parent with N spinning children, so that one --watch covers them all. Plain
+  # shell loops at normal priority: they compete for the cores as PHP workers would.
+  setpriv --pdeathsig TERM bash -c 'for ((i = 0; i < $1; i++)); do (while :; do :; done) & done; wait' busy "$BUSY" < /dev/null &
+  BUSY_PID=$!
+fi
 if [ "$MODE" = scaleout ]; then
   start_ours ours2 "$O2PORT"
   start_haproxy
@@ -423,7 +438,7 @@ fi
   elif [ "$MODE" = scale ]; then
     echo "mode: scale, $SCALE_CONNECTIONS connections ($SCALE_LOGGED_IN logged in), held ${SCALE_HOLD}s, ulimit -n $(ulimit -n)"
   else
-    echo "mode: matrix quick=$QUICK rounds=$ROUNDS webmail ${WEB_W}s+${WEB_D}s bulk ${THR_W}s+${THR_D}s cpu-prof=$CPU_PROF"
+    echo "mode: matrix quick=$QUICK rounds=$ROUNDS webmail ${WEB_W}s+${WEB_D}s bulk ${THR_W}s+${THR_D}s cpu-prof=$CPU_PROF busy=$BUSY$([ "$BUSY" -gt 0 ] && echo " (processes spinning beside the bench)")"
   fi
   echo "pids: dovecot $DPID (port $DPORT) c-imapproxyd ${CPID:--} (port $CPORT) ours $OPID (port $OPORT)"
   echo "loadavg before: $(cat /proc/loadavg)"
@@ -477,6 +492,7 @@ done
 
 # --- the matrix -------------------------------------------------------------------------------------
 WATCH=(--watch "dovecot=$DPID" --watch "c=$CPID" --watch "ours=$OPID")
+[ -n "$BUSY_PID" ] && WATCH+=(--watch "busy=$BUSY_PID")
 TARGETS=()
 for t in "direct=$DPORT" "c=$CPORT" "ours=$OPORT"; do
   case " $TARGET_NAMES " in *" ${t%%=*} "*) TARGETS+=("$t") ;; esac
@@ -487,7 +503,7 @@ wait_quiet() { # bounded: until processes outside this bench use < QUIET_PCT % f
   local limit=$QUIET_WAIT waited
   [ $((QUIET_BUDGET - QUIET_SPENT)) -lt "$limit" ] && limit=$((QUIET_BUDGET - QUIET_SPENT))
   [ "$limit" -gt 0 ] || return 0
-  waited="$("$PYTHON" "$BENCH_DIR/quiet.py" "$QUIET_PCT" "$limit" "$DPID" "$CPID" "$OPID" "$CATCHER_PID")" || return 0
+  waited="$("$PYTHON" "$BENCH_DIR/quiet.py" "$QUIET_PCT" "$limit" "$DPID" "$CPID" "$OPID" "$CATCHER_PID" "$BUSY_PID")" || return 0
   set -- $waited
   QUIET_SPENT=$((QUIET_SPENT + $1))
   [ "$1" -gt 0 ] && log "waited $1 s for other processes to calm down (now ${2} % of a core)"
@@ -540,6 +556,12 @@ done
 
 echo "loadavg after: $(cat /proc/loadavg)" | tee -a "$OUT/env.txt" >&2
 echo "ours after the run: $(grep -E '^(VmRSS|VmHWM)' "/proc/$OPID/status" | tr -s ' \t\n' ' ')" | tee -a "$OUT/env.txt" >&2
+# Memory given back after the load (issue 19: under 80 MB within a minute): VmRSS once a
+# second for 60 s with no client connected. The busy processes stop first: they are load too.
+stop_pid "$BUSY_PID" busy tree; BUSY_PID=""
+log "sampling ours' RSS for 60 s after the load"
+"$PYTHON" "$BENCH_DIR/after_load.py" "$OPID" 60 > "$OUT/after-load.json"
+echo "ours after the load: $("$PYTHON" "$BENCH_DIR/after_load.py" --describe "$OUT/after-load.json")" | tee -a "$OUT/env.txt" >&2
 "$PYTHON" "$BENCH_DIR/report.py" matrix "$OUT" > "$OUT/summary.md"
 cat "$OUT/summary.md"
 log "results in $OUT"
